@@ -1,0 +1,25 @@
+# One command each on a fresh machine: `make demo`, `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+XLA_TEST_FLAGS := --xla_force_host_platform_device_count=4
+
+.PHONY: venv test demo clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	XLA_FLAGS="$(XLA_TEST_FLAGS)" $(PY) -m pytest -q $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(VENV)/bin/bayesjax compare --dataset digits --methods map --out results/demo
+
+clean:
+	rm -rf $(VENV) results .pytest_cache

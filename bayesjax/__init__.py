@@ -1,0 +1,35 @@
+"""bayesjax: Bayesian neural networks in JAX behind one functional protocol.
+
+Example:
+  >>> import bayesjax as bj
+  >>> lj = bj.log_joint(model.apply, bj.priors.gaussian(1.0), bj.likelihoods.categorical(), num_data=n)
+  >>> post = bj.run(key, bj.map(lj, optax.adam(1e-3)), params, (x, y), num_steps=1000, batch_size=128)
+  >>> pred = bj.predictive(model.apply, post.sample(key, 1), x_test, lj.likelihood)
+"""
+from bayesjax import data, likelihoods, linear, metrics, models, priors
+from bayesjax.base import Algorithm, with_sample_buffer
+from bayesjax.inference.map import build as map  # noqa: A001 (bj.map is the public name)
+from bayesjax.logjoint import LogJoint, log_joint
+from bayesjax.predictive import ClassificationPredictive, RegressionPredictive, predictive
+from bayesjax.run import Posterior, run
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Algorithm",
+    "ClassificationPredictive",
+    "LogJoint",
+    "Posterior",
+    "RegressionPredictive",
+    "data",
+    "likelihoods",
+    "linear",
+    "log_joint",
+    "map",
+    "metrics",
+    "models",
+    "predictive",
+    "priors",
+    "run",
+    "with_sample_buffer",
+]

@@ -1,0 +1,245 @@
+"""The driver: a whole inference run as one ``lax.scan`` inside one ``jit``.
+
+Chains are vmapped (initialized inside the jit too), minibatches are drawn
+inside the jit from device-resident arrays (a fresh permutation each epoch,
+the last partial batch dropped), and a progress bar is fed from inside the
+scan by a host callback. Chain k's randomness is ``fold_in(key, k)``, so it
+depends on its index, not on how many chains run beside it.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import itertools
+import math
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bayesjax.base import Algorithm, is_markov_chain, log_joint_of, with_sample_buffer
+from bayesjax.likelihoods import check_targets
+from bayesjax.types import Array, Batch, Info, Params, PRNGKey, State
+
+
+class Posterior(NamedTuple):
+    """What :func:`run` returns.
+
+    Attributes:
+      algorithm: the algorithm that was run (with its sample buffer, for chains).
+      state: final states, every leaf with a leading chain axis.
+      info: per-step diagnostics, leaves ``[num_steps, num_chains, ...]``.
+    """
+
+    algorithm: Algorithm
+    state: State
+    info: Info
+
+    @property
+    def num_chains(self) -> int:
+        return jax.tree.leaves(self.state)[0].shape[0]
+
+    def sample(self, key: PRNGKey, num_samples: int) -> Params:
+        """``num_samples`` draws from the pooled chains; leaves gain a leading axis.
+
+        Draws are spread evenly over chains (each chain's own draws are
+        without replacement while its samples last), so ``num_samples ==
+        num_chains`` gives one draw per chain: the members of an ensemble.
+        """
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        return _pooled_sample(self.algorithm, key, self.state, int(num_samples))
+
+
+@functools.partial(jax.jit, static_argnames=("algorithm", "num_samples"))
+def _pooled_sample(algorithm: Algorithm, key: PRNGKey, state: State, num_samples: int) -> Params:
+    """Stratified over chains: draw i comes from chain order[i % C], so chains share draws evenly."""
+    num_chains = jax.tree.leaves(state)[0].shape[0]
+    order_key, draw_key = jax.random.split(key)
+    per_chain = -(-num_samples // num_chains)
+    draws = jax.vmap(algorithm.sample, (0, 0, None))(jax.random.split(draw_key, num_chains), state, per_chain)
+    draw = jnp.arange(num_samples)
+    chain = jax.random.permutation(order_key, num_chains)[draw % num_chains]
+    return jax.tree.map(lambda d: d[chain, draw // num_chains], draws)
+
+
+def _check_data(data: Batch) -> tuple[Array, Array]:
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise ValueError("data must be a pair (x, y)")
+    x, y = (np.asarray(a) for a in data)
+    if x.ndim == 0 or y.ndim == 0:
+        raise ValueError(f"x and y need a leading data axis, got shapes {x.shape} and {y.shape}")
+    if x.shape[0] == 0:
+        raise ValueError("data is empty: x has 0 examples")
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"x and y disagree on the number of examples: {x.shape[0]} vs {y.shape[0]}")
+    for name, a in (("x", x), ("y", y)):
+        if np.issubdtype(a.dtype, np.inexact) and not np.all(np.isfinite(a)):
+            bad = int(np.sum(~np.isfinite(a)))
+            raise ValueError(f"data {name} contains {bad} non-finite value(s) (NaN or inf)")
+    return x, y
+
+
+def _check_positive_int(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+_bars: dict[int, object] = {}
+_bar_ids = itertools.count()
+
+
+def _tick(bar_id, step) -> None:
+    bar = _bars.get(int(bar_id))
+    if bar is not None:
+        bar.update(int(step) - bar.n)
+
+
+@contextlib.contextmanager
+def _progress_bar(enabled: bool, total: int, description: str):
+    if not enabled:
+        yield -1
+        return
+    from tqdm.auto import tqdm
+
+    bar_id = next(_bar_ids)
+    bar = tqdm(total=total, desc=description, leave=False)
+    _bars[bar_id] = bar
+    try:
+        yield bar_id
+    finally:
+        bar.update(total - bar.n)
+        bar.close()
+        del _bars[bar_id]
+
+
+def run(
+    key: PRNGKey,
+    algorithm: Algorithm,
+    params: Params | Callable[[PRNGKey], Params],
+    data: Batch,
+    num_steps: int,
+    batch_size: int | None = None,
+    num_chains: int = 1,
+    burnin: int = 0,
+    thin: int = 1,
+    num_samples: int | None = None,
+    progress: bool = True,
+) -> Posterior:
+    """Runs an algorithm over minibatches of ``data``, vmapped over chains.
+
+    Markov chains (states with a ``position``) are wrapped in
+    :func:`bayesjax.base.with_sample_buffer`: after ``burnin`` steps every
+    ``thin``-th position is kept, up to ``num_samples`` per chain (default: all
+    of them). Other algorithms ignore ``burnin``/``thin``.
+
+    Args:
+      key: PRNG key of the whole run.
+      algorithm: any :class:`Algorithm`.
+      params: initial parameters shared by all chains, or a function
+        ``key -> params`` that gives each chain its own start (vmapped in jit).
+      data: ``(x, y)`` arrays with a common leading axis.
+      num_steps: steps per chain.
+      batch_size: minibatch size (default: the full batch).
+      num_chains: independent chains (or members), vmapped.
+      burnin: steps discarded before collecting samples.
+      thin: keep every ``thin``-th position after burn-in.
+      num_samples: sample buffer capacity per chain.
+      progress: show a progress bar (fed from inside the jit).
+
+    Returns:
+      A :class:`Posterior` with ``.sample(key, n)``, the final ``state`` and
+      per-step ``info``.
+
+    Example:
+      >>> post = bj.run(key, bj.map(lj, optax.adam(1e-3)), params, (x, y),
+      ...               num_steps=1000, batch_size=128)
+      >>> samples = post.sample(key, 10)
+    """
+    x, y = _check_data(data)
+    num_data = x.shape[0]
+    num_steps = _check_positive_int("num_steps", num_steps)
+    num_chains = _check_positive_int("num_chains", num_chains)
+    thin = _check_positive_int("thin", thin)
+    burnin = _check_positive_int("burnin", burnin, minimum=0)
+    batch_size = num_data if batch_size is None else _check_positive_int("batch_size", batch_size)
+    if batch_size > num_data:
+        raise ValueError(f"batch_size {batch_size} exceeds the number of examples {num_data}")
+    init_fn = params if callable(params) else None
+    params_like = jax.eval_shape(init_fn, key) if init_fn else params
+
+    log_joint = log_joint_of(algorithm)
+    if log_joint is not None:
+        if log_joint.num_data != num_data:
+            raise ValueError(
+                f"the log-joint was built with num_data={log_joint.num_data} but data has {num_data} examples"
+            )
+        outputs = jax.eval_shape(log_joint.apply, params_like, jax.ShapeDtypeStruct((1,) + x.shape[1:], x.dtype))
+        check_targets(log_joint.likelihood, y, outputs.shape[-1])
+
+    buffer = None
+    if is_markov_chain(jax.eval_shape(algorithm.init, key, params_like)):
+        if burnin >= num_steps:
+            raise ValueError(f"burnin ({burnin}) must be smaller than num_steps ({num_steps})")
+        capacity = num_samples or math.ceil((num_steps - burnin) / thin)
+        buffer = (_check_positive_int("num_samples", capacity), burnin, thin)
+
+    progress_every = max(1, num_steps // 100)
+    with _progress_bar(progress, num_steps, "bayesjax.run") as bar_id:
+        state, info = _run(
+            algorithm, init_fn, num_steps, batch_size, num_chains, buffer,
+            progress_every,
+            key, None if init_fn else params, jnp.asarray(x), jnp.asarray(y), bar_id,
+        )
+    run_algorithm = with_sample_buffer(algorithm, *buffer) if buffer else algorithm
+    return Posterior(run_algorithm, state, info)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6))
+def _run(algorithm, init_fn, num_steps, batch_size, num_chains, buffer, progress_every,
+         key, params, x, y, bar_id):
+    if buffer is not None:
+        algorithm = with_sample_buffer(algorithm, *buffer)
+    num_data = x.shape[0]
+    steps_per_epoch = num_data // batch_size
+    chain_keys = jax.vmap(lambda k: jax.random.fold_in(key, k))(jnp.arange(num_chains))
+    init_keys, params_keys, loop_keys = jnp.moveaxis(
+        jax.vmap(lambda k: jax.random.split(k, 3))(chain_keys), 1, 0
+    )
+    if init_fn is not None:
+        chain_params = jax.vmap(init_fn)(params_keys)
+        states = jax.vmap(algorithm.init)(init_keys, chain_params)
+    else:
+        states = jax.vmap(algorithm.init, (0, None))(init_keys, params)
+
+    def new_permutations(epoch):
+        return jax.vmap(lambda k: jax.random.permutation(jax.random.fold_in(k, epoch), num_data))(
+            jax.vmap(lambda k: jax.random.fold_in(k, 0))(loop_keys)
+        )
+
+    def body(carry, t):
+        states, perms = carry
+        if batch_size == num_data:
+            batches = None
+        else:
+            position = t % steps_per_epoch
+            perms = jax.lax.cond(position == 0, lambda: new_permutations(t // steps_per_epoch), lambda: perms)
+            index = jax.lax.dynamic_slice_in_dim(perms, position * batch_size, batch_size, axis=1)
+            batches = (x[index], y[index])
+        step_keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(k, 1), t))(loop_keys)
+        if batches is None:
+            states, info = jax.vmap(algorithm.step, (0, 0, None))(step_keys, states, (x, y))
+        else:
+            states, info = jax.vmap(algorithm.step)(step_keys, states, batches)
+        jax.lax.cond(  # a no-op on the host when the bar is off, so on/off shares one compile
+            (t + 1) % progress_every == 0,
+            lambda: jax.debug.callback(_tick, bar_id, t + 1),
+            lambda: None,
+        )
+        return (states, perms), info
+
+    perms = jnp.zeros((num_chains, num_data), jnp.int32)
+    (states, _), info = jax.lax.scan(body, (states, perms), jnp.arange(num_steps))
+    return states, info

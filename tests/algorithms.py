@@ -1,0 +1,27 @@
+"""Every Algorithm the package exports, built on one small problem, for the shared battery.
+
+Each later method adds one entry to ``BUILDERS``.
+"""
+import jax
+import numpy as np
+import optax
+
+import bayesjax as bj
+
+MODEL = bj.models.mlp([8], num_outputs=3)
+
+
+def problem():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 4)).astype(np.float32)
+    y = rng.integers(0, 3, size=32).astype(np.int32)
+    params = MODEL.init(jax.random.key(0), x[:1])
+    lj = bj.log_joint(MODEL.apply, bj.priors.gaussian(1.0), bj.likelihoods.categorical(), num_data=32,
+                      temperature=0.5)
+    return lj, params, (x, y)
+
+
+BUILDERS = {
+    "map_sgd": lambda lj: bj.map(lj, optax.sgd(1e-2)),
+    "map_adam": lambda lj: bj.map(lj, optax.adam(1e-3)),
+}

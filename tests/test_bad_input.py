@@ -1,0 +1,121 @@
+"""Bad input gets a clear ValueError naming the problem, before anything compiles."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import bayesjax as bj
+
+MODEL = bj.models.mlp([4], num_outputs=3)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 5)).astype(np.float32)
+    y = rng.integers(0, 3, size=30).astype(np.int32)
+    params = MODEL.init(jax.random.key(0), x[:1])
+    return x, y, params
+
+
+def make_algo(num_data=30):
+    lj = bj.log_joint(MODEL.apply, bj.priors.gaussian(1.0), bj.likelihoods.categorical(), num_data=num_data)
+    return bj.map(lj, optax.sgd(1e-2))
+
+
+def run(params, data, compiled, **kw):
+    algo = make_algo(kw.pop("num_data", 30))
+    algo = algo._replace(step=bj.base.bind_log_joint(_counting(algo.step.func, compiled), bj.base.log_joint_of(algo)))
+    return bj.run(jax.random.key(0), algo, params, data, num_steps=kw.pop("num_steps", 2), progress=False, **kw)
+
+
+def _counting(step, compiled):
+    def counted(*args, **kwargs):
+        compiled.append(1)
+        return step(*args, **kwargs)
+    return counted
+
+
+@pytest.mark.parametrize("temperature", [0.0, -0.5])
+def test_temperature(temperature):
+    with pytest.raises(ValueError, match="temperature"):
+        bj.log_joint(MODEL.apply, bj.priors.gaussian(1.0), bj.likelihoods.categorical(), 10, temperature=temperature)
+
+
+def test_nan_in_data(setup):
+    x, y, params = setup
+    x = x.copy()
+    x[3, 1] = np.nan
+    compiled = []
+    with pytest.raises(ValueError, match="non-finite"):
+        run(params, (x, y), compiled)
+    assert not compiled
+
+
+def test_labels_out_of_range(setup):
+    x, y, params = setup
+    y = y.copy()
+    y[0] = 3
+    compiled = []
+    with pytest.raises(ValueError, match="labels out of range"):
+        run(params, (x, y), compiled)
+    assert not compiled
+
+
+def test_param_shape_mismatch(setup):
+    x, y, params = setup
+    wrong = jax.tree.map(lambda p: p, params)
+    wrong["Dense_0"]["kernel"] = jnp.zeros((6, 4))
+    compiled = []
+    with pytest.raises(ValueError, match="kernel"):
+        run(wrong, (x, y), compiled)
+    assert not compiled
+
+
+def test_batch_larger_than_data(setup):
+    x, y, params = setup
+    compiled = []
+    with pytest.raises(ValueError, match="batch_size"):
+        run(params, (x, y), compiled, batch_size=31)
+    assert not compiled
+
+
+def test_empty_data(setup):
+    _, _, params = setup
+    compiled = []
+    with pytest.raises(ValueError, match="empty"):
+        run(params, (np.zeros((0, 5), np.float32), np.zeros((0,), np.int32)), compiled)
+    assert not compiled
+
+
+def test_x_y_length_mismatch(setup):
+    x, y, params = setup
+    with pytest.raises(ValueError, match="disagree"):
+        run(params, (x, y[:-1]), [])
+
+
+def test_num_data_mismatch(setup):
+    x, y, params = setup
+    with pytest.raises(ValueError, match="num_data"):
+        run(params, (x, y), [], num_data=100)
+
+
+def test_float_labels_for_classification(setup):
+    x, y, params = setup
+    with pytest.raises(ValueError, match="integer labels"):
+        run(params, (x, y.astype(np.float32)), [])
+
+
+def test_bad_run_arguments(setup):
+    x, y, params = setup
+    for kwargs, word in [({"num_steps": 0}, "num_steps"), ({"num_chains": 0}, "num_chains"), ({"thin": 0}, "thin")]:
+        with pytest.raises(ValueError, match=word):
+            run(params, (x, y), [], **kwargs)
+
+
+def test_valid_input_does_run(setup):
+    x, y, params = setup
+    compiled = []
+    run(params, (x, y), compiled)
+    assert compiled  # the harness above would notice a compile

@@ -1,0 +1,76 @@
+"""One battery over every exported Algorithm: the protocol's promises, under jit."""
+import chex
+import jax
+import numpy as np
+import pytest
+
+import bayesjax as bj
+from algorithms import BUILDERS, problem
+
+BATCH = 16
+
+
+@pytest.fixture(scope="module")
+def setup():
+    return problem()
+
+
+def batch(data, i):
+    x, y = data
+    return x[i * BATCH:(i + 1) * BATCH], y[i * BATCH:(i + 1) * BATCH]
+
+
+def types_of(tree):
+    return jax.tree.map(lambda leaf: str(jax.typeof(leaf)), tree)
+
+
+def run_steps(algo, step, params, data, key, num_steps=3):
+    state = jax.jit(algo.init)(key, params)
+    states, infos = [state], []
+    for i, k in enumerate(jax.random.split(key, num_steps)):
+        state, info = step(k, state, batch(data, i % 2))
+        states.append(state)
+        infos.append(info)
+    return states, infos
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_protocol(setup, name):
+    lj, params, data = setup
+    algo = BUILDERS[name](lj)
+    chex.clear_trace_counter()
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def step(key, state, batch):
+        return algo.step(key, state, batch)
+
+    states, infos = run_steps(algo, step, params, data, jax.random.key(0))
+
+    # State type and structure are stable across steps (and no retrace: checked by assert_max_traces).
+    for state in states[1:]:
+        assert jax.tree.structure(state) == jax.tree.structure(states[0])
+        assert types_of(state) == types_of(states[0])
+    for leaf in jax.tree.leaves((states[-1], infos)):
+        assert np.all(np.isfinite(np.asarray(leaf, np.float64))), f"{name}: non-finite output"
+
+    samples = jax.jit(algo.sample, static_argnums=2)(jax.random.key(1), states[-1], 4)
+    assert jax.tree.structure(samples) == jax.tree.structure(params)
+    for s, p in zip(jax.tree.leaves(samples), jax.tree.leaves(params)):
+        assert s.shape == (4,) + p.shape and s.dtype == p.dtype
+
+    # The state moved, and the same key reproduces it bit for bit.
+    assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(states[0]), jax.tree.leaves(states[-1])))
+    again, _ = run_steps(algo, step, params, data, jax.random.key(0))
+    for a, b in zip(jax.tree.leaves(states[-1]), jax.tree.leaves(again[-1])):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_runs_in_the_driver(setup, name):
+    lj, params, data = setup
+    post = bj.run(jax.random.key(2), BUILDERS[name](lj), params, data, num_steps=4,
+                  batch_size=BATCH, num_chains=2, progress=False)
+    samples = post.sample(jax.random.key(3), 3)
+    assert all(leaf.shape[0] == 3 for leaf in jax.tree.leaves(samples))
+    assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(samples))

@@ -1,0 +1,102 @@
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+import bayesjax as bj
+
+
+def linear_apply(params, x):
+    return x @ params["w"] + params["b"]
+
+
+def stacked(key, num_samples, num_inputs, num_outputs):
+    kw, kb = jax.random.split(key)
+    return {"w": jax.random.normal(kw, (num_samples, num_inputs, num_outputs)),
+            "b": jax.random.normal(kb, (num_samples, num_outputs))}
+
+
+@pytest.fixture(scope="module")
+def x():
+    return jax.random.normal(jax.random.key(0), (7, 4))
+
+
+def test_identical_samples_give_the_single_model(x):
+    one = jax.tree.map(lambda s: s[0], stacked(jax.random.key(1), 1, 4, 3))
+    samples = bj.base.repeat_params(one, 5)
+    pred = bj.predictive(linear_apply, samples, x, bj.likelihoods.categorical())
+    np.testing.assert_allclose(pred.probs, jax.nn.softmax(linear_apply(one, x)), rtol=1e-5)
+    np.testing.assert_allclose(pred.mutual_information, 0.0, atol=1e-5)
+
+
+def test_classification_moments_against_direct(x):
+    samples = stacked(jax.random.key(2), 6, 4, 3)
+    pred = bj.predictive(linear_apply, samples, x, bj.likelihoods.categorical())
+    probs = np.stack([jax.nn.softmax(linear_apply(jax.tree.map(lambda s: s[i], samples), x)) for i in range(6)])
+    mean = probs.mean(0)
+    entropy = -np.sum(mean * np.log(mean), -1)
+    expected_entropy = np.mean(-np.sum(probs * np.log(probs), -1), 0)
+    np.testing.assert_allclose(pred.probs, mean, rtol=1e-5)
+    np.testing.assert_allclose(pred.entropy, entropy, rtol=1e-5)
+    np.testing.assert_allclose(pred.expected_entropy, expected_entropy, rtol=1e-5)
+    np.testing.assert_allclose(pred.mutual_information, entropy - expected_entropy, atol=1e-5)
+    assert np.all(pred.mutual_information > 0)
+
+
+def test_regression_mixture_against_direct(x):
+    samples = stacked(jax.random.key(3), 5, 4, 2)
+    lik = bj.likelihoods.heteroscedastic_gaussian()
+    pred = bj.predictive(linear_apply, samples, x, lik)
+    out = np.stack([np.asarray(linear_apply(jax.tree.map(lambda s: s[i], samples), x)) for i in range(5)])
+    mu, sigma = out[..., 0], np.exp(out[..., 1])
+    np.testing.assert_allclose(pred.mean, mu.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(pred.aleatoric, (sigma**2).mean(0), rtol=1e-5)
+    np.testing.assert_allclose(pred.epistemic, mu.var(0), rtol=1e-4)
+    np.testing.assert_allclose(pred.variance, (sigma**2).mean(0) + mu.var(0), rtol=1e-4)
+    y = np.linspace(-1, 1, 7)
+    density = np.mean(stats.norm.pdf(y, mu, sigma), axis=0)
+    np.testing.assert_allclose(pred.log_prob(jnp.asarray(y)), np.log(density), rtol=1e-4)
+
+
+@pytest.mark.parametrize("lik", [bj.likelihoods.categorical(), bj.likelihoods.heteroscedastic_gaussian()],
+                         ids=["classification", "regression"])
+@pytest.mark.parametrize("chunk_size", [1, 3, 7])
+def test_chunked_equals_unchunked(x, lik, chunk_size):
+    samples = stacked(jax.random.key(4), 7, 4, 2)
+    full = bj.predictive(linear_apply, samples, x, lik)
+    chunked = bj.predictive(linear_apply, samples, x, lik, chunk_size=chunk_size)
+    for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(chunked)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_prior_predictive_draws_through_the_reducer(x):
+    model = bj.models.mlp([8], num_outputs=3)
+    params = model.init(jax.random.key(5), x[:1])
+    draws = bj.priors.sample_params(bj.priors.gaussian(1.0), jax.random.key(6), params, 20)
+    pred = bj.predictive(model.apply, draws, x, bj.likelihoods.categorical())
+    assert pred.probs.shape == (7, 3)
+    np.testing.assert_allclose(pred.probs.sum(-1), 1.0, rtol=1e-5)
+    assert np.all(pred.mutual_information > 1e-3)  # prior functions disagree
+
+
+def test_noisy_dirichlet_log_prob_against_direct():
+    outputs = jnp.array([[0.3, -1.0, 2.0]])
+    lik = bj.likelihoods.noisy_dirichlet(0.01)
+    alpha = np.array([0.01, 0.01, 1.01])
+    var = np.log(1 / alpha + 1)
+    target = np.log(alpha) - var / 2
+    expected = np.sum(stats.norm.logpdf(target, np.asarray(outputs[0]), np.sqrt(var)))
+    np.testing.assert_allclose(lik.log_prob(outputs, jnp.array([2])), [expected], rtol=1e-5)
+
+
+def test_rejects_ragged_samples(x):
+    with pytest.raises(ValueError, match="leading"):
+        bj.predictive(linear_apply, {"w": jnp.zeros((3, 4, 2)), "b": jnp.zeros((2, 2))}, x,
+                      bj.likelihoods.categorical())
+
+
+def test_entropy_of_certain_predictions_is_zero_not_nan():
+    pred = bj.ClassificationPredictive(jnp.log(jnp.array([[1.0, 0.0], [0.4, 0.6]])), jnp.zeros(2))
+    assert np.all(np.isfinite(pred.entropy)) and float(pred.entropy[0]) == 0.0
