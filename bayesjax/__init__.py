@@ -9,18 +9,24 @@ Example:
 from bayesjax import data, likelihoods, linear, metrics, models, priors
 from bayesjax.base import Algorithm, with_sample_buffer
 from bayesjax.inference.map import build as map  # noqa: A001 (bj.map is the public name)
+from bayesjax.inference.sgmcmc import build_cyclical_sgld as cyclical_sgld
+from bayesjax.inference.sgmcmc import build_sghmc as sghmc
+from bayesjax.inference.sgmcmc import build_sgld as sgld
 from bayesjax.logjoint import LogJoint, log_joint
 from bayesjax.predictive import ClassificationPredictive, RegressionPredictive, predictive
-from bayesjax.run import Posterior, run
+from bayesjax.run import DivergenceError, DivergenceWarning, Posterior, run
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Algorithm",
     "ClassificationPredictive",
+    "DivergenceError",
+    "DivergenceWarning",
     "LogJoint",
     "Posterior",
     "RegressionPredictive",
+    "cyclical_sgld",
     "data",
     "likelihoods",
     "linear",
@@ -31,5 +37,7 @@ __all__ = [
     "predictive",
     "priors",
     "run",
+    "sghmc",
+    "sgld",
     "with_sample_buffer",
 ]

@@ -64,12 +64,19 @@ class BufferedState(NamedTuple):
       buffer: ``capacity`` positions stacked on a leading axis (a ring buffer).
       num_collected: how many positions were written (may exceed capacity).
       step_count: how many steps were taken.
+      diverged_at: the first step (from 1) whose position or log density was
+        not finite, or -1; a diverged chain collects nothing more.
     """
 
     inner: State
     buffer: Params
     num_collected: Array
     step_count: Array
+    diverged_at: Array
+
+
+def _all_finite(tree) -> Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
 
 
 def with_sample_buffer(
@@ -80,8 +87,14 @@ def with_sample_buffer(
     After each step ``t`` (counted from 1) with ``t > burnin`` and
     ``(t - burnin) % thin == 0`` the new position is written into a ring buffer
     of ``capacity`` slots, so the buffer holds the last ``capacity`` retained
-    positions. ``sample`` draws from the filled slots, without replacement
-    while ``num_samples`` does not exceed them.
+    positions. A step whose info has ``is_sample = False`` (the exploration
+    phase of cyclical SG-MCMC) is not kept. ``sample`` draws from the filled
+    slots, without replacement while ``num_samples`` does not exceed them.
+
+    The buffer also watches for divergence: the first step at which the
+    position (or the info's ``log_density``) is not finite is recorded in
+    ``diverged_at`` and nothing is collected after it, so NaNs never reach the
+    samples.
 
     Args:
       algorithm: an algorithm whose state has a ``position`` field.
@@ -106,12 +119,19 @@ def with_sample_buffer(
             )
         buffer = jax.tree.map(lambda p: jnp.zeros((capacity,) + p.shape, p.dtype), inner.position)
         zero = jnp.zeros((), jnp.int32)
-        return BufferedState(inner, buffer, zero, zero)
+        return BufferedState(inner, buffer, zero, zero, jnp.full((), -1, jnp.int32))
 
     def step(key: PRNGKey, state: BufferedState, batch: Batch) -> tuple[BufferedState, Info]:
         inner, info = algorithm.step(key, state.inner, batch)
         step_count = state.step_count + 1
-        keep = (step_count > burnin) & ((step_count - burnin) % thin == 0)
+        finite = _all_finite((inner.position, getattr(info, "log_density", 0.0)))
+        diverged_at = jnp.where((state.diverged_at < 0) & ~finite, step_count, state.diverged_at)
+        keep = (
+            (step_count > burnin)
+            & ((step_count - burnin) % thin == 0)
+            & getattr(info, "is_sample", True)
+            & (diverged_at < 0)
+        )
         slot = state.num_collected % capacity
         buffer = jax.tree.map(
             lambda buf, p: buf.at[slot].set(jnp.where(keep, p, buf[slot])),
@@ -119,7 +139,7 @@ def with_sample_buffer(
             inner.position,
         )
         num_collected = state.num_collected + keep.astype(jnp.int32)
-        return BufferedState(inner, buffer, num_collected, step_count), info
+        return BufferedState(inner, buffer, num_collected, step_count, diverged_at), info
 
     def sample(key: PRNGKey, state: BufferedState, num_samples: int) -> Params:
         filled = jnp.minimum(state.num_collected, capacity)
@@ -130,6 +150,22 @@ def with_sample_buffer(
         return jax.tree.map(lambda buf: buf[index], state.buffer)
 
     return Algorithm(init, step, sample)
+
+
+def ordered_samples(state: BufferedState) -> tuple[Params, Array]:
+    """One chain's buffered positions in the order they were visited.
+
+    Args:
+      state: a :class:`BufferedState` (no chain axis; ``jax.vmap`` over chains).
+
+    Returns:
+      ``(samples, filled)``: leaves ``[capacity, ...]`` oldest first, and the
+      number of valid leading entries.
+    """
+    capacity = jax.tree.leaves(state.buffer)[0].shape[0]
+    start = jnp.where(state.num_collected > capacity, state.num_collected % capacity, 0)
+    samples = jax.tree.map(lambda buf: jnp.roll(buf, -start, axis=0), state.buffer)
+    return samples, jnp.minimum(state.num_collected, capacity)
 
 
 def bind_log_joint(step: Callable, log_joint) -> Callable:

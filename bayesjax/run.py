@@ -12,13 +12,14 @@ import contextlib
 import functools
 import itertools
 import math
+import warnings
 from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bayesjax.base import Algorithm, is_markov_chain, log_joint_of, with_sample_buffer
+from bayesjax.base import Algorithm, BufferedState, is_markov_chain, log_joint_of, with_sample_buffer
 from bayesjax.likelihoods import check_targets
 from bayesjax.types import Array, Batch, Info, Params, PRNGKey, State
 
@@ -40,6 +41,14 @@ class Posterior(NamedTuple):
     def num_chains(self) -> int:
         return jax.tree.leaves(self.state)[0].shape[0]
 
+    @property
+    def divergences(self) -> dict[int, int]:
+        """Chain index -> first step whose position or log density was not finite."""
+        if not isinstance(self.state, BufferedState):
+            return {}
+        steps = np.asarray(self.state.diverged_at)
+        return {int(c): int(steps[c]) for c in np.flatnonzero(steps >= 0)}
+
     def sample(self, key: PRNGKey, num_samples: int) -> Params:
         """``num_samples`` draws from the pooled chains; leaves gain a leading axis.
 
@@ -49,7 +58,26 @@ class Posterior(NamedTuple):
         """
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-        return _pooled_sample(self.algorithm, key, self.state, int(num_samples))
+        state, divergences = self.state, self.divergences
+        if divergences:
+            if len(divergences) == self.num_chains:
+                raise DivergenceError(f"every chain diverged: {_describe(divergences)}; no samples to draw")
+            warnings.warn(f"{_describe(divergences)}: excluded from the samples", DivergenceWarning, stacklevel=2)
+            healthy = np.array([c for c in range(self.num_chains) if c not in divergences])
+            state = jax.tree.map(lambda leaf: leaf[healthy], state)
+        return _pooled_sample(self.algorithm, key, state, int(num_samples))
+
+
+class DivergenceError(RuntimeError):
+    """Every chain of a run diverged (non-finite position or log density)."""
+
+
+class DivergenceWarning(RuntimeWarning):
+    """Some chains diverged; they are left out of the samples."""
+
+
+def _describe(divergences: dict[int, int]) -> str:
+    return ", ".join(f"chain {c} diverged at step {t}" for c, t in sorted(divergences.items()))
 
 
 @functools.partial(jax.jit, static_argnames=("algorithm", "num_samples"))
@@ -194,7 +222,10 @@ def run(
             key, None if init_fn else params, jnp.asarray(x), jnp.asarray(y), bar_id,
         )
     run_algorithm = with_sample_buffer(algorithm, *buffer) if buffer else algorithm
-    return Posterior(run_algorithm, state, info)
+    posterior = Posterior(run_algorithm, state, info)
+    if posterior.divergences:
+        warnings.warn(f"{_describe(posterior.divergences)} (see Posterior.divergences)", DivergenceWarning, stacklevel=2)
+    return posterior
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6))
@@ -217,7 +248,7 @@ def _run(algorithm, init_fn, num_steps, batch_size, num_chains, buffer, progress
     def new_permutations(epoch):
         return jax.vmap(lambda k: jax.random.permutation(jax.random.fold_in(k, epoch), num_data))(
             jax.vmap(lambda k: jax.random.fold_in(k, 0))(loop_keys)
-        )
+        ).astype(jnp.int32)
 
     def body(carry, t):
         states, perms = carry

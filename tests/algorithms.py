@@ -24,4 +24,10 @@ def problem():
 BUILDERS = {
     "map_sgd": lambda lj: bj.map(lj, optax.sgd(1e-2)),
     "map_adam": lambda lj: bj.map(lj, optax.adam(1e-3)),
+    "sgld": lambda lj: bj.sgld(lj, 1e-4),
+    "psgld": lambda lj: bj.sgld(lj, 1e-4, preconditioned=True),
+    "sgld_schedule": lambda lj: bj.sgld(lj, optax.exponential_decay(1e-4, 10, 0.5)),
+    "sghmc": lambda lj: bj.sghmc(lj, 1e-4, friction=0.1),
+    "cyclical_sgld": lambda lj: bj.cyclical_sgld(lj, 1e-4, num_cycles=2, num_steps=8),
+    "cyclical_sghmc": lambda lj: bj.cyclical_sgld(lj, 1e-4, num_cycles=2, num_steps=8, friction=0.1),
 }
