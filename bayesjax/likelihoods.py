@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bayesjax._checks import check_positive
 from bayesjax.types import Array
 
 CLASSIFICATION = "classification"
@@ -66,11 +67,6 @@ def check_targets(likelihood: Likelihood, y, num_model_outputs: int) -> None:
         )
 
 
-def _positive(name: str, value) -> None:
-    if not isinstance(value, jax.core.Tracer) and np.any(np.asarray(value) <= 0):
-        raise ValueError(f"{name} must be > 0, got {value}")
-
-
 def _normal_log_prob(y: Array, mean: Array, var: Array) -> Array:
     return -0.5 * (jnp.log(2 * math.pi * var) + (y - mean) ** 2 / var)
 
@@ -81,7 +77,7 @@ def gaussian(noise_std: float | Array = 1.0) -> Likelihood:
     Args:
       noise_std: observation noise standard deviation (> 0; may be traced).
     """
-    _positive("noise_std", noise_std)
+    check_positive("noise_std", noise_std)
 
     def mean_variance(outputs):
         mean = outputs[..., 0]
@@ -136,7 +132,7 @@ def noisy_dirichlet(alpha_epsilon: float = 0.01) -> Likelihood:
     Args:
       alpha_epsilon: label-noise concentration (> 0).
     """
-    _positive("alpha_epsilon", alpha_epsilon)
+    check_positive("alpha_epsilon", alpha_epsilon)
 
     def log_prob(outputs, y):
         alpha = jax.nn.one_hot(y, outputs.shape[-1], dtype=outputs.dtype) + alpha_epsilon

@@ -35,6 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import cho_factor, cho_solve
 
+from bayesjax._checks import concrete
+
 __all__ = ["posterior", "predictive", "log_evidence"]
 
 _TEMPERINGS = ("posterior", "likelihood")
@@ -43,18 +45,10 @@ _TEMPERINGS = ("posterior", "likelihood")
 # --------------------------------------------------------------------------- #
 # Validation helpers
 # --------------------------------------------------------------------------- #
-def _concrete(x):
-    """Returns ``x`` as a NumPy array when it is concrete, else ``None``."""
-    try:
-        return np.asarray(x)
-    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
-        return None
-
-
 def _check_scalar(name, value, *, allow_zero=False):
     if jnp.ndim(value) != 0:
         raise ValueError(f"{name} must be a scalar, got shape {jnp.shape(value)}.")
-    v = _concrete(value)
+    v = concrete(value)
     if v is None:
         return
     if not np.isfinite(v) or (v < 0 if allow_zero else v <= 0):

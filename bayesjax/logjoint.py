@@ -18,17 +18,13 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from bayesjax._checks import check_int, check_positive
 from bayesjax.likelihoods import Likelihood
 from bayesjax.priors import Prior
 from bayesjax.types import ApplyFn, Array, Batch, Params
 
 TEMPERINGS = ("posterior", "likelihood")
-
-
-def _is_concrete(value) -> bool:
-    return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(value))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -126,10 +122,6 @@ def log_joint(
     """
     if tempering not in TEMPERINGS:
         raise ValueError(f"tempering must be one of {TEMPERINGS}, got {tempering!r}")
-    if isinstance(num_data, bool) or not isinstance(num_data, (int, np.integer)) or num_data < 1:
-        raise ValueError(f"num_data must be a positive integer, got {num_data!r}")
-    if _is_concrete(temperature):
-        t = np.asarray(temperature)
-        if not np.all(np.isfinite(t)) or np.any(t <= 0):
-            raise ValueError(f"temperature must be finite and > 0, got {temperature}")
-    return LogJoint(apply, prior, likelihood, int(num_data), temperature, tempering)
+    num_data = check_int("num_data", num_data)
+    check_positive("temperature", temperature)
+    return LogJoint(apply, prior, likelihood, num_data, temperature, tempering)

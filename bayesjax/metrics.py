@@ -21,7 +21,8 @@ scales by ``y_std``; a density transforms by the Jacobian,
 
 Example:
   >>> import jax.numpy as jnp
-  >>> from bayesjax.predictive import ClassificationPredictive
+  >>> from bayesjax._checks import concrete
+from bayesjax.predictive import ClassificationPredictive
   >>> probs = jnp.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
   >>> pred = ClassificationPredictive(jnp.log(probs), jnp.zeros(3))
   >>> y = jnp.array([0, 1, 1])
@@ -39,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bayesjax._checks import concrete
 from bayesjax.predictive import ClassificationPredictive, RegressionPredictive
 from bayesjax.types import Array
 
@@ -58,10 +60,6 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------- validation
-
-
-def _is_concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
 
 
 def _num_points(pred, fn: str) -> int:
@@ -97,7 +95,7 @@ def _labels(pred: ClassificationPredictive, y, fn: str) -> Array:
     """Checks integer labels ``[N]`` against a classification predictive."""
     n = _classification(pred, fn)
     num_classes = pred.log_probs.shape[1]
-    if _is_concrete(y):
+    if concrete(y) is not None:
         y_np = np.asarray(y)
         if y_np.ndim != 1 or y_np.shape[0] != n:
             raise ValueError(f"{fn}: labels must have shape [N] = ({n},) to match the predictive, got {y_np.shape}")
@@ -131,14 +129,14 @@ def _scale(y_std, fn: str) -> Array:
         return jnp.asarray(1.0)
     if jnp.ndim(y_std) != 0:
         raise ValueError(f"{fn}: y_std must be a scalar, got shape {jnp.shape(y_std)}")
-    if _is_concrete(y_std) and not float(y_std) > 0:
+    if concrete(y_std) is not None and not float(y_std) > 0:
         raise ValueError(f"{fn}: y_std must be > 0, got {y_std}")
     return jnp.asarray(y_std)
 
 
 def _unit_scale_only(y_std, fn: str) -> None:
     """Classification has no target units: refuse a concrete y_std other than 1."""
-    if y_std is not None and _is_concrete(y_std) and float(y_std) != 1.0:
+    if y_std is not None and concrete(y_std) is not None and float(y_std) != 1.0:
         raise ValueError(f"{fn}: y_std rescales regression targets only; a classification predictive got y_std={y_std}")
 
 

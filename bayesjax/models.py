@@ -23,6 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from bayesjax._checks import check_int
 from bayesjax.types import Array, Params, PRNGKey
 
 __all__ = ["Model", "from_flax", "mlp", "cnn"]
@@ -164,8 +165,8 @@ def mlp(
       >>> params["Dense_0"]["kernel"].shape
       (64, 50)
     """
-    hidden = tuple(_positive_int("hidden width", h) for h in hidden)
-    num_outputs = _positive_int("num_outputs", num_outputs)
+    hidden = tuple(check_int("hidden width", h) for h in hidden)
+    num_outputs = check_int("num_outputs", num_outputs)
     return from_flax(_MLP(hidden=hidden, num_outputs=num_outputs, activation=activation))
 
 
@@ -203,23 +204,17 @@ def cnn(
     """
     if isinstance(kernel_size, int):
         kernel_size = (kernel_size, kernel_size)
-    kernel_size = tuple(_positive_int("kernel_size", k) for k in kernel_size)
+    kernel_size = tuple(check_int("kernel_size", k) for k in kernel_size)
     if len(kernel_size) != 2:
         raise ValueError(f"kernel_size must be an int or a pair, got {kernel_size}.")
     module = _CNN(
-        num_outputs=_positive_int("num_outputs", num_outputs),
-        channels=tuple(_positive_int("channels", c) for c in channels),
+        num_outputs=check_int("num_outputs", num_outputs),
+        channels=tuple(check_int("channels", c) for c in channels),
         kernel_size=kernel_size,
-        hidden=_positive_int("hidden", hidden),
+        hidden=check_int("hidden", hidden),
         activation=activation,
     )
     return from_flax(module)
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or int(value) != value or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return int(value)
 
 
 def _to_dict(tree: Any) -> Any:

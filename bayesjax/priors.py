@@ -26,8 +26,9 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import jax.scipy.stats as jstats
-import numpy as np
+import optax
 
+from bayesjax._checks import check_positive
 from bayesjax.types import Array, Params, PRNGKey
 
 __all__ = [
@@ -96,7 +97,7 @@ def gaussian(scale: float | Array = 1.0) -> Prior:
       >>> round(float(prior.log_prob(params)), 4)  # 3 * -0.5 * log(2 pi)
       -2.7568
     """
-    _check_positive("scale", scale)
+    check_positive("scale", scale)
     return _location_scale(
         lambda leaf: scale, _normal_log_density, _normal_sampler, gaussian=True
     )
@@ -147,8 +148,8 @@ def layerwise(
         raise ValueError(
             f"Unknown init {init!r}; choose one of {sorted(_LAYERWISE_GAINS)}."
         )
-    _check_positive("weight_scale", weight_scale)
-    _check_positive("bias_scale", bias_scale)
+    check_positive("weight_scale", weight_scale)
+    check_positive("bias_scale", bias_scale)
     gain = _LAYERWISE_GAINS[init]
 
     def scale_of(leaf: Any) -> Any:
@@ -182,7 +183,7 @@ def laplace(scale: float | Array = 1.0) -> Prior:
       >>> round(float(laplace(1.0).log_prob({"w": jnp.zeros(2)})), 4)  # 2 * -log 2
       -1.3863
     """
-    _check_positive("scale", scale)
+    check_positive("scale", scale)
     return _location_scale(
         lambda leaf: scale,
         lambda x, s: jstats.laplace.logpdf(x, 0.0, s),
@@ -215,8 +216,8 @@ def student_t(df: float | Array, scale: float | Array = 1.0) -> Prior:
       >>> prior.sample(jax.random.key(0), {"w": jnp.zeros(2)})["w"].shape
       (2,)
     """
-    _check_positive("df", df)
-    _check_positive("scale", scale)
+    check_positive("df", df)
+    check_positive("scale", scale)
     return _location_scale(
         lambda leaf: scale,
         lambda x, s: jstats.t.logpdf(x, df, 0.0, s),
@@ -250,12 +251,6 @@ def sample_params(
     return jax.vmap(lambda k: prior.sample(k, params_like))(keys)
 
 
-def _keys_like(key: PRNGKey, tree: Params) -> Params:
-    """One independent key per leaf of ``tree``, in a tree of its structure."""
-    leaves, treedef = jax.tree.flatten(tree)
-    return jax.tree.unflatten(treedef, list(jax.random.split(key, len(leaves))))
-
-
 def _location_scale(
     scale_of: Callable[[Any], Any],
     log_density: _LeafLogDensity,
@@ -286,7 +281,7 @@ def _location_scale(
         return jax.tree.map(
             lambda leaf, k: leaf_scale(leaf) * standard_sample(k, leaf.shape, leaf.dtype),
             params_like,
-            _keys_like(key, params_like),
+            optax.tree_utils.tree_split_key_like(key, params_like),
         )
 
     def stddev(params: Params) -> Params:
@@ -297,11 +292,3 @@ def _location_scale(
     return Prior(log_prob=log_prob, sample=sample, stddev=stddev if gaussian else None)
 
 
-def _check_positive(name: str, value: Any) -> None:
-    """Raises ValueError if a concrete ``value`` is not > 0; tracers pass."""
-    try:
-        concrete = np.asarray(value)
-    except jax.errors.TracerArrayConversionError:
-        return
-    if not np.all(concrete > 0):
-        raise ValueError(f"{name} must be positive, got {value!r}.")

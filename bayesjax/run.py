@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bayesjax._checks import check_int
 from bayesjax.base import Algorithm, BufferedState, is_markov_chain, log_joint_of, with_sample_buffer
 from bayesjax.likelihoods import check_targets
 from bayesjax.types import Array, Batch, Info, Params, PRNGKey, State
@@ -109,12 +110,6 @@ def _check_data(data: Batch) -> tuple[Array, Array]:
     return x, y
 
 
-def _check_positive_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 _bars: dict[int, object] = {}
 _bar_ids = itertools.count()
 
@@ -188,11 +183,11 @@ def run(
     """
     x, y = _check_data(data)
     num_data = x.shape[0]
-    num_steps = _check_positive_int("num_steps", num_steps)
-    num_chains = _check_positive_int("num_chains", num_chains)
-    thin = _check_positive_int("thin", thin)
-    burnin = _check_positive_int("burnin", burnin, minimum=0)
-    batch_size = num_data if batch_size is None else _check_positive_int("batch_size", batch_size)
+    num_steps = check_int("num_steps", num_steps)
+    num_chains = check_int("num_chains", num_chains)
+    thin = check_int("thin", thin)
+    burnin = check_int("burnin", burnin, minimum=0)
+    batch_size = num_data if batch_size is None else check_int("batch_size", batch_size)
     if batch_size > num_data:
         raise ValueError(f"batch_size {batch_size} exceeds the number of examples {num_data}")
     init_fn = params if callable(params) else None
@@ -212,7 +207,7 @@ def run(
         if burnin >= num_steps:
             raise ValueError(f"burnin ({burnin}) must be smaller than num_steps ({num_steps})")
         capacity = num_samples or math.ceil((num_steps - burnin) / thin)
-        buffer = (_check_positive_int("num_samples", capacity), burnin, thin)
+        buffer = (check_int("num_samples", capacity), burnin, thin)
 
     progress_every = max(1, num_steps // 100)
     with _progress_bar(progress, num_steps, "bayesjax.run") as bar_id:

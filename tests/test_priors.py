@@ -245,7 +245,7 @@ def test_other_scales_may_be_traced():
     ],
 )
 def test_bad_scale_raises(build):
-    with pytest.raises(ValueError, match="must be positive"):
+    with pytest.raises(ValueError, match="must be finite and > 0"):
         build()
 
 

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from bayesjax._checks import check_positive, concrete
 from bayesjax.base import Algorithm, bind_log_joint, repeat_params
 from bayesjax.logjoint import LogJoint
 from bayesjax.types import Array, Batch, Params, PRNGKey
@@ -175,8 +176,8 @@ def _algorithm(init_fn, step_fn, log_joint) -> Algorithm:
 
 
 def _check_step_size(step_size: StepSize) -> None:
-    if not callable(step_size) and not isinstance(step_size, jax.core.Tracer) and not step_size > 0:
-        raise ValueError(f"step_size must be > 0, got {step_size}")
+    if not callable(step_size):
+        check_positive("step_size", step_size)
 
 
 def build_sgld(
@@ -221,7 +222,8 @@ def build_sghmc(log_joint: LogJoint, step_size: StepSize, friction: float | Arra
       >>> algo = bj.sghmc(lj, step_size=1e-5, friction=0.1)
     """
     _check_step_size(step_size)
-    if not isinstance(friction, jax.core.Tracer) and not 0 < friction <= 1:
+    check_positive("friction", friction)
+    if concrete(friction) is not None and friction > 1:
         raise ValueError(f"friction must be in (0, 1], got {friction}")
 
     def step(key, state, batch, *, log_joint):

@@ -1,0 +1,36 @@
+"""Input checks shared by every module: run before anything compiles.
+
+Values that are tracers (inside ``jit``/``vmap``) cannot be inspected and pass
+unchecked; their shapes are still checked where the caller does so.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+
+
+def concrete(value: Any) -> np.ndarray | None:
+    """``value`` as a NumPy array when it is concrete, ``None`` when traced."""
+    try:
+        return np.asarray(value)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return None
+
+
+def check_positive(name: str, value: Any, allow_zero: bool = False) -> None:
+    """Raises ValueError unless a concrete ``value`` is finite and > 0 (>= 0 with ``allow_zero``)."""
+    array = concrete(value)
+    if array is None:
+        return
+    bad = ~np.isfinite(array) | ((array < 0) if allow_zero else (array <= 0))
+    if np.any(bad):
+        raise ValueError(f"{name} must be finite and {'>=' if allow_zero else '>'} 0, got {value!r}")
+
+
+def check_int(name: str, value: Any, minimum: int = 1) -> int:
+    """``value`` as an int; ValueError unless it is an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
