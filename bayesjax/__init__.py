@@ -6,7 +6,7 @@ Example:
   >>> post = bj.run(key, bj.map(lj, optax.adam(1e-3)), params, (x, y), num_steps=1000, batch_size=128)
   >>> pred = bj.predictive(model.apply, post.sample(key, 1), x_test, lj.likelihood)
 """
-from bayesjax import data, likelihoods, linear, metrics, models, priors
+from bayesjax import data, diagnostics, likelihoods, linear, metrics, models, priors, sharding
 from bayesjax.base import Algorithm, with_sample_buffer
 from bayesjax.inference.map import build as map  # noqa: A001 (bj.map is the public name)
 from bayesjax.inference.sgmcmc import build_cyclical_sgld as cyclical_sgld
@@ -28,6 +28,7 @@ __all__ = [
     "RegressionPredictive",
     "cyclical_sgld",
     "data",
+    "diagnostics",
     "likelihoods",
     "linear",
     "log_joint",
@@ -37,6 +38,7 @@ __all__ = [
     "predictive",
     "priors",
     "run",
+    "sharding",
     "sghmc",
     "sgld",
     "with_sample_buffer",

@@ -97,7 +97,7 @@ def _check_buffered(posterior: Posterior) -> BufferedState:
 def _chain_samples(posterior: Posterior, what: str) -> tuple[Params, np.ndarray]:
     state = _check_buffered(posterior)
     healthy = _healthy_chains(posterior, what)
-    samples, filled = jax.vmap(ordered_samples)(state)
+    samples, filled = jax.vmap(ordered_samples)(state._replace(inner=None))  # only the buffer is read
     filled = np.asarray(filled)[healthy]
     if np.all(filled == 0):
         raise ValueError(
@@ -433,8 +433,12 @@ def summary(posterior: Posterior, apply: ApplyFn | None = None, x_probe: Array |
     * ``acceptance_rate``: mean of ``info.acceptance_rate`` over the steps
       after ``burnin`` and the healthy chains, when the info has that field
       (HMC, NUTS).
-    * ``step_size``: the final ``info.step_size`` (after adaptation), averaged
-      over healthy chains, when the info has that field.
+    * ``divergent_transitions``: how many transitions after ``burnin`` had
+      ``info.is_divergent`` (HMC/NUTS energy errors, which do not stop a
+      chain), when the info has that field.
+    * ``step_size``: the final step size, averaged over healthy chains: the
+      chain state's ``step_size`` (the adapted, un-jittered value of HMC/NUTS)
+      when it has one, else the last step's ``info.step_size``.
 
     Args:
       posterior: a Markov chain :class:`~bayesjax.run.Posterior`.
@@ -472,13 +476,24 @@ def summary(posterior: Posterior, apply: ApplyFn | None = None, x_probe: Array |
     if acceptance is not None:
         steps = np.asarray(acceptance)[burnin:, healthy]
         result["acceptance_rate"] = float(np.mean(steps)) if steps.size else float("nan")
-    step_size = _info_field(posterior.info, "step_size")
-    if step_size is not None:
-        result["step_size"] = float(np.mean(np.asarray(step_size)[-1, healthy]))
+    divergent = _info_field(posterior.info, "is_divergent")
+    if divergent is not None:
+        result["divergent_transitions"] = float(np.sum(np.asarray(divergent)[burnin:, healthy]))
+    nominal = getattr(posterior.state.inner, "step_size", None)  # HMC/NUTS state: the adapted step size
+    last_used = _info_field(posterior.info, "step_size")
+    if nominal is not None:
+        result["step_size"] = float(np.mean(np.asarray(nominal)[healthy]))
+    elif last_used is not None:
+        result["step_size"] = float(np.mean(np.asarray(last_used)[-1, healthy]))
     return result
 
 
-_ARVIZ_NAMES = {"is_divergent": "diverging", "log_density": "lp", "num_integration_steps": "n_steps"}
+_ARVIZ_NAMES = {  # bayesjax / blackjax info fields -> ArviZ's sample_stats conventions
+    "is_divergent": "diverging",
+    "log_density": "lp",
+    "num_integration_steps": "n_steps",
+    "num_trajectory_expansions": "tree_depth",
+}
 
 
 def _kept_steps(posterior: Posterior, healthy: np.ndarray, num_draws: int, burnin: int, thin: int):
@@ -556,7 +571,7 @@ def to_arviz(posterior: Posterior, select: Callable[[Params], ArrayTree] | None 
 
     sample_stats = None
     fields = {name: value for name, value in _info_fields(posterior.info).items()
-              if isinstance(value, (jax.Array, np.ndarray)) and np.ndim(value) == 2}
+              if name != "is_sample" and isinstance(value, (jax.Array, np.ndarray)) and np.ndim(value) == 2}
     if fields:
         steps = _kept_steps(posterior, healthy, num_draws, burnin, thin)
         if steps is None:

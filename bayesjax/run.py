@@ -18,7 +18,9 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from bayesjax import sharding
 from bayesjax._checks import check_int
 from bayesjax.base import Algorithm, BufferedState, is_markov_chain, log_joint_of, with_sample_buffer
 from bayesjax.likelihoods import check_targets
@@ -150,6 +152,7 @@ def run(
     thin: int = 1,
     num_samples: int | None = None,
     progress: bool = True,
+    mesh: Mesh | None = None,
 ) -> Posterior:
     """Runs an algorithm over minibatches of ``data``, vmapped over chains.
 
@@ -171,6 +174,10 @@ def run(
       thin: keep every ``thin``-th position after burn-in.
       num_samples: sample buffer capacity per chain.
       progress: show a progress bar (fed from inside the jit).
+      mesh: a :func:`bayesjax.sharding.mesh`; chains are split over its
+        ``"chains"`` axis (``num_chains`` must divide evenly) and, for
+        full-batch runs, the data over its ``"data"`` axis. Results do not
+        depend on the device count.
 
     Returns:
       A :class:`Posterior` with ``.sample(key, n)``, the final ``state`` and
@@ -190,6 +197,7 @@ def run(
     batch_size = num_data if batch_size is None else check_int("batch_size", batch_size)
     if batch_size > num_data:
         raise ValueError(f"batch_size {batch_size} exceeds the number of examples {num_data}")
+    sharding.check_divisible(num_chains, mesh)
     init_fn = params if callable(params) else None
     params_like = jax.eval_shape(init_fn, key) if init_fn else params
 
@@ -210,11 +218,11 @@ def run(
         buffer = (check_int("num_samples", capacity), burnin, thin)
 
     progress_every = max(1, num_steps // 100)
+    x, y = _place_data(x, y, mesh, full_batch=batch_size == num_data)
     with _progress_bar(progress, num_steps, "bayesjax.run") as bar_id:
         state, info = _run(
-            algorithm, init_fn, num_steps, batch_size, num_chains, buffer,
-            progress_every,
-            key, None if init_fn else params, jnp.asarray(x), jnp.asarray(y), bar_id,
+            algorithm, init_fn, num_steps, batch_size, num_chains, buffer, progress_every, mesh,
+            key, None if init_fn else params, x, y, bar_id,
         )
     run_algorithm = with_sample_buffer(algorithm, *buffer) if buffer else algorithm
     posterior = Posterior(run_algorithm, state, info)
@@ -223,14 +231,25 @@ def run(
     return posterior
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6))
-def _run(algorithm, init_fn, num_steps, batch_size, num_chains, buffer, progress_every,
+def _place_data(x, y, mesh: Mesh | None, full_batch: bool) -> tuple[Array, Array]:
+    """Data on the mesh: split over its data axis for full-batch runs, else replicated."""
+    if mesh is None:
+        return jnp.asarray(x), jnp.asarray(y)
+    if full_batch and x.shape[0] % mesh.shape[sharding.DATA] == 0:
+        placement = sharding.data_sharding(mesh)
+    else:
+        placement = NamedSharding(mesh, PartitionSpec())
+    return jax.device_put(x, placement), jax.device_put(y, placement)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6, 7))
+def _run(algorithm, init_fn, num_steps, batch_size, num_chains, buffer, progress_every, mesh,
          key, params, x, y, bar_id):
     if buffer is not None:
         algorithm = with_sample_buffer(algorithm, *buffer)
     num_data = x.shape[0]
     steps_per_epoch = num_data // batch_size
-    chain_keys = jax.vmap(lambda k: jax.random.fold_in(key, k))(jnp.arange(num_chains))
+    chain_keys = sharding.constrain_chains(jax.vmap(lambda k: jax.random.fold_in(key, k))(jnp.arange(num_chains)), mesh)
     init_keys, params_keys, loop_keys = jnp.moveaxis(
         jax.vmap(lambda k: jax.random.split(k, 3))(chain_keys), 1, 0
     )
@@ -239,6 +258,7 @@ def _run(algorithm, init_fn, num_steps, batch_size, num_chains, buffer, progress
         states = jax.vmap(algorithm.init)(init_keys, chain_params)
     else:
         states = jax.vmap(algorithm.init, (0, None))(init_keys, params)
+    states = sharding.constrain_chains(states, mesh)
 
     def new_permutations(epoch):
         return jax.vmap(lambda k: jax.random.permutation(jax.random.fold_in(k, epoch), num_data))(
@@ -264,8 +284,8 @@ def _run(algorithm, init_fn, num_steps, batch_size, num_chains, buffer, progress
             lambda: jax.debug.callback(_tick, bar_id, t + 1),
             lambda: None,
         )
-        return (states, perms), info
+        return (sharding.constrain_chains(states, mesh), perms), info
 
-    perms = jnp.zeros((num_chains, num_data), jnp.int32)
+    perms = sharding.constrain_chains(jnp.zeros((num_chains, num_data), jnp.int32), mesh)
     (states, _), info = jax.lax.scan(body, (states, perms), jnp.arange(num_steps))
     return states, info

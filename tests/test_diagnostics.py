@@ -16,7 +16,6 @@ import blackjax.diagnostics
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 import bayesjax as bj
@@ -37,7 +36,7 @@ class ToyInfo(NamedTuple):
     is_sample: jax.Array
 
 
-def toy_chain(update, is_sample=True):
+def toy_chain(update):
     """A Markov chain whose next position is ``update(key, state, t)`` (t counted from 1)."""
 
     def init(key, params):
@@ -45,7 +44,7 @@ def toy_chain(update, is_sample=True):
 
     def step(key, state, batch):
         t = state.t + 1
-        info = ToyInfo(jnp.where(t <= 10, 0.0, 0.8), 1.0 / t, t.astype(jnp.float32), jnp.asarray(is_sample))
+        info = ToyInfo(jnp.where(t <= 10, 0.0, 0.8), 1.0 / t, t.astype(jnp.float32), jnp.asarray(True))
         return ToyState(update(key, state, t), state.anchor, t), info
 
     def sample(key, state, n):
@@ -85,6 +84,22 @@ def iid_posterior():
     return run(iid())
 
 
+@pytest.fixture(scope="module")
+def counter_posterior():
+    """Positions record their step t; 40 steps, burn-in 10, thin 2: 15 kept, the last 8 buffered."""
+    counter = toy_chain(lambda key, state, t: {"t": t.astype(jnp.float32), "w": jax.random.normal(key, (30,))})
+    return run(counter, {"t": jnp.zeros(()), "w": jnp.zeros(30)}, num_steps=40, burnin=10, thin=2, num_samples=8)
+
+
+KEPT_STEPS = np.tile(np.arange(26, 41, 2), (C, 1))  # the last 8 of steps 12, 14, ..., 40
+
+
+@pytest.fixture(scope="module")
+def ar1_posterior():
+    """AR(1) chains with rho = 0.9 from a stationary start, 4 x 5000 draws of 8 elements."""
+    return run(ar1(0.9), lambda key: {"w": jax.random.normal(key, (8,))}, num_steps=5000)
+
+
 def numpy_split_rhat(x):
     """BDA3 eq. (11.4) on split chains, float64, elementwise over trailing axes."""
     x = np.asarray(x, np.float64)
@@ -96,14 +111,12 @@ def numpy_split_rhat(x):
     return np.sqrt(((n - 1) / n * w + b / n) / w)
 
 
-def test_chain_samples_are_time_ordered(iid_posterior):
+def test_chain_samples_are_time_ordered(iid_posterior, counter_posterior):
     draws = diagnostics.chain_samples(iid_posterior)
     assert draws["w"].shape == (C, K, 3, 3) and draws["b"].shape == (C, K)
     np.testing.assert_array_equal(draws["w"], iid_posterior.state.buffer["w"])  # buffer never wrapped
-    # A wrapped ring buffer: capacity 7 keeps steps 14..20, oldest first.
-    counter = toy_chain(lambda key, state, t: {"t": t.astype(jnp.float32)})
-    post = run(counter, {"t": jnp.zeros(())}, num_steps=20, num_samples=7)
-    np.testing.assert_array_equal(diagnostics.chain_samples(post)["t"], np.tile(np.arange(14, 21), (C, 1)))
+    # A wrapped ring buffer keeps the latest draws, oldest first.
+    np.testing.assert_array_equal(diagnostics.chain_samples(counter_posterior)["t"], KEPT_STEPS)
 
 
 def test_iid_chains_have_rhat_one_and_full_ess(iid_posterior):
@@ -120,9 +133,8 @@ def test_iid_chains_have_rhat_one_and_full_ess(iid_posterior):
     assert abs(relative.mean() - 1) < 3 * 0.055 / np.sqrt(relative.size), relative.mean()
 
 
-def test_ess_of_ar1_chains_matches_the_integrated_autocorrelation_time():
-    rho, num_draws = 0.9, 5000
-    post = run(ar1(rho), lambda key: {"w": jax.random.normal(key, (8,))}, num_steps=num_draws)  # stationary start
+def test_ess_of_ar1_chains_matches_the_integrated_autocorrelation_time(ar1_posterior):
+    rho, num_draws, post = 0.9, 5000, ar1_posterior
     relative = np.asarray(diagnostics.ess(diagnostics.chain_samples(post))["w"]) / (C * num_draws)
     expected = (1 - rho) / (1 + rho)
     # Relative sd 8.2% per element: each within 30% (3.6 sd), the mean of 8 within 10% (3.5 sd / sqrt(8)).
@@ -156,7 +168,7 @@ def test_split_rhat_catches_a_shared_trend_that_plain_rhat_misses():
 
 
 def linear(params, x):
-    return x @ params["w"][:, None]
+    return x @ params["w"][:, :1]
 
 
 def logistic(params, x):
@@ -164,11 +176,11 @@ def logistic(params, x):
     return jnp.concatenate([jnp.zeros_like(f), f], axis=-1)
 
 
-def test_function_space_shapes_and_agreement_with_weight_space():
-    post = run(iid(), {"w": jnp.zeros(2)})
-    weights = diagnostics.weight_space(post, select=lambda p: p["w"])
-    # Probes picking out w0 and 2 w1: split R-hat and ESS are invariant to positive affine maps.
-    probes = jnp.array([[1.0, 0.0], [0.0, 2.0]])
+def test_function_space_shapes_and_agreement_with_weight_space(iid_posterior):
+    post = iid_posterior
+    weights = diagnostics.weight_space(post, select=lambda p: p["w"][:2, 0])
+    # Probes picking out w00 and 2 w10: split R-hat and ESS are invariant to positive affine maps.
+    probes = jnp.array([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
     regression = diagnostics.function_space(post, linear, probes, bj.likelihoods.gaussian(0.5))
     assert regression["rhat"].shape == regression["ess"].shape == (2,)
     np.testing.assert_allclose(regression["rhat"], weights["rhat"], rtol=1e-4)
@@ -182,9 +194,8 @@ def test_function_space_shapes_and_agreement_with_weight_space():
 
 
 def test_summary_keys_and_info_statistics(iid_posterior):
-    first_column = lambda p, x: x @ p["w"][:, :1]  # noqa: E731
     probes = jax.random.normal(jax.random.key(1), (4, 3))
-    result = diagnostics.summary(iid_posterior, first_column, probes, bj.likelihoods.gaussian(1.0),
+    result = diagnostics.summary(iid_posterior, linear, probes, bj.likelihoods.gaussian(1.0),
                                  select=lambda p: jnp.append(p["w"][0], p["b"]), burnin=10)
     assert set(result) == {"rhat_max", "ess_min", "function_rhat_max", "function_ess_min", "num_chains",
                            "num_draws", "num_divergent_chains", "acceptance_rate", "step_size"}
@@ -199,12 +210,12 @@ def test_summary_keys_and_info_statistics(iid_posterior):
 
 
 def test_diverged_chains_are_excluded_with_a_warning():
-    # A chain whose starting point is positive turns NaN at step 50.
+    # A chain whose starting point has a negative first entry turns NaN at step 50.
     diverging = toy_chain(lambda key, state, t: jax.tree.map(
-        lambda a, z: jnp.where((t == 50) & (a > 0), jnp.nan, z), state.anchor, noise_like(key, state.anchor)))
+        lambda a, z: jnp.where((t == 50) & (a[0] < 0), jnp.nan, z), state.anchor, noise_like(key, state.anchor)))
     with pytest.warns(DivergenceWarning):
-        post = run(diverging, lambda key: {"w": jax.random.normal(key, ())}, num_steps=200, num_chains=6)
-    bad = np.flatnonzero(np.asarray(post.state.inner.anchor["w"]) > 0)
+        post = run(diverging, lambda key: {"w": jax.random.normal(key, (4,))}, num_chains=6)
+    bad = np.flatnonzero(np.asarray(post.state.inner.anchor["w"][:, 0]) < 0)
     assert 0 < len(bad) < 6 and set(post.divergences) == set(bad.tolist())
     good = np.setdiff1d(np.arange(6), bad)
     with pytest.warns(DivergenceWarning, match=f"chain {bad[0]} diverged at step 50"):
@@ -214,23 +225,23 @@ def test_diverged_chains_are_excluded_with_a_warning():
         result = diagnostics.summary(post)
     assert np.isfinite(result["rhat_max"]) and result["num_divergent_chains"] == len(bad)
     assert result["num_chains"] == len(good)
-    everything = toy_chain(lambda key, state, t: {"w": jnp.where(t == 5, jnp.nan, 0.0)})
-    with pytest.warns(DivergenceWarning), pytest.raises(DivergenceError):
-        diagnostics.chain_samples(run(everything, {"w": jnp.zeros(())}, num_steps=20))
+    every_chain = post._replace(state=post.state._replace(diverged_at=jnp.full((6,), 50)))
+    with pytest.raises(DivergenceError):
+        diagnostics.chain_samples(every_chain)
 
 
-def test_non_chains_and_empty_buffers_are_rejected():
-    lj = bj.log_joint(linear, bj.priors.gaussian(1.0), bj.likelihoods.gaussian(1.0), num_data=4)
-    x = np.ones((4, 2), np.float32)
-    point = bj.run(jax.random.key(0), bj.map(lj, optax.sgd(0.1)), {"w": jnp.zeros(2)}, (x, x[:, 0]),
-                   num_steps=3, progress=False)
+def test_non_chains_and_empty_buffers_are_rejected(iid_posterior):
+    unbuffered = iid_posterior._replace(state=iid_posterior.state.inner)  # as a MAP/VI/Laplace state
     with pytest.raises(ValueError, match="Markov chain"):
-        diagnostics.weight_space(point)
-    never = toy_chain(lambda key, state, t: state.position, is_sample=False)
+        diagnostics.weight_space(unbuffered)
+    # What a run whose algorithm never marks a step as a sample (info.is_sample False) leaves.
+    empty = iid_posterior._replace(state=iid_posterior.state._replace(num_collected=jnp.zeros((C,), jnp.int32)))
     with pytest.raises(ValueError, match="no samples"):
-        diagnostics.chain_samples(run(never, num_steps=5))
+        diagnostics.chain_samples(empty)
     with pytest.raises(ValueError, match="at least 4 draws"):
         diagnostics.split_rhat({"w": jnp.zeros((2, 3))})
+    with pytest.raises(ValueError, match=r"same \[chains, draws\]"):
+        diagnostics.ess({"a": jnp.zeros((2, 8)), "b": jnp.zeros((2, 6))})
 
 
 @pytest.fixture(scope="module")
@@ -240,9 +251,8 @@ def arviz():
         return pytest.importorskip("arviz")
 
 
-def test_estimators_agree_with_arviz(arviz, iid_posterior):
-    post = run(ar1(0.5), lambda key: {"w": jax.random.normal(key, (4,))})
-    for posterior in (iid_posterior, post):
+def test_estimators_agree_with_arviz(arviz, iid_posterior, ar1_posterior):
+    for posterior in (iid_posterior, ar1_posterior):
         draws = diagnostics.chain_samples(posterior)
         rhat, ess = diagnostics.split_rhat(draws), diagnostics.ess(draws)
         for name, leaf in draws.items():
@@ -253,15 +263,13 @@ def test_estimators_agree_with_arviz(arviz, iid_posterior):
             np.testing.assert_allclose(np.ravel(ess[name]), expected_ess, rtol=1e-3)
 
 
-def test_to_arviz(arviz):
-    counter = toy_chain(lambda key, state, t: {"t": t.astype(jnp.float32), "w": jax.random.normal(key, (30,))})
-    post = run(counter, {"t": jnp.zeros(()), "w": jnp.zeros(30)}, num_steps=40, burnin=10, thin=2, num_samples=8)
+def test_to_arviz(arviz, counter_posterior):
+    post = counter_posterior
     idata = diagnostics.to_arviz(post, burnin=10, thin=2)
     assert set(idata.posterior.data_vars) == {"t", "w"}
     assert idata.posterior["w"].shape == (C, 8, 20)  # the default subset: first 20 entries per leaf
-    kept = np.tile(np.arange(26, 41, 2), (C, 1))  # the last 8 of steps 12, 14, ..., 40
-    np.testing.assert_array_equal(idata.posterior["t"].values, kept)
-    np.testing.assert_array_equal(idata.sample_stats["step"].values, kept)  # stats aligned with draws
+    np.testing.assert_array_equal(idata.posterior["t"].values, KEPT_STEPS)
+    np.testing.assert_array_equal(idata.sample_stats["step"].values, KEPT_STEPS)  # stats aligned with draws
     assert {"acceptance_rate", "step_size"} <= set(idata.sample_stats.data_vars)
     everything = diagnostics.to_arviz(post, select=lambda p: p, burnin=10, thin=2)
     assert everything.posterior["w"].shape == (C, 8, 30)
