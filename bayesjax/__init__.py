@@ -6,7 +6,7 @@ Example:
   >>> post = bj.run(key, bj.map(lj, optax.adam(1e-3)), params, (x, y), num_steps=1000, batch_size=128)
   >>> pred = bj.predictive(model.apply, post.sample(key, 1), x_test, lj.likelihood)
 """
-from bayesjax import data, diagnostics, likelihoods, linear, metrics, models, priors, sharding
+from bayesjax import augment, data, diagnostics, likelihoods, linear, metrics, models, priors, sharding
 from bayesjax.base import Algorithm, with_sample_buffer
 from bayesjax.inference.map import build as map  # noqa: A001 (bj.map is the public name)
 from bayesjax.inference.sgmcmc import build_cyclical_sgld as cyclical_sgld
@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Algorithm",
+    "augment",
     "ClassificationPredictive",
     "DivergenceError",
     "DivergenceWarning",

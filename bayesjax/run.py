@@ -83,9 +83,12 @@ def _describe(divergences: dict[int, int]) -> str:
     return ", ".join(f"chain {c} diverged at step {t}" for c, t in sorted(divergences.items()))
 
 
-@functools.partial(jax.jit, static_argnames=("algorithm", "num_samples"))
-def _pooled_sample(algorithm: Algorithm, key: PRNGKey, state: State, num_samples: int) -> Params:
-    """Stratified over chains: draw i comes from chain order[i % C], so chains share draws evenly."""
+def pooled_sample(algorithm: Algorithm, key: PRNGKey, state: State, num_samples: int) -> Params:
+    """Draws from chains stacked on a leading axis (jittable; no divergence handling).
+
+    Stratified over chains: draw i comes from chain order[i % C], so chains
+    share the draws evenly.
+    """
     num_chains = jax.tree.leaves(state)[0].shape[0]
     order_key, draw_key = jax.random.split(key)
     per_chain = -(-num_samples // num_chains)
@@ -93,6 +96,9 @@ def _pooled_sample(algorithm: Algorithm, key: PRNGKey, state: State, num_samples
     draw = jnp.arange(num_samples)
     chain = jax.random.permutation(order_key, num_chains)[draw % num_chains]
     return jax.tree.map(lambda d: d[chain, draw // num_chains], draws)
+
+
+_pooled_sample = jax.jit(pooled_sample, static_argnames=("algorithm", "num_samples"))
 
 
 def _check_data(data: Batch) -> tuple[Array, Array]:
@@ -153,6 +159,7 @@ def run(
     num_samples: int | None = None,
     progress: bool = True,
     mesh: Mesh | None = None,
+    augment: Callable[[PRNGKey, Array], Array] | None = None,
 ) -> Posterior:
     """Runs an algorithm over minibatches of ``data``, vmapped over chains.
 
@@ -178,6 +185,8 @@ def run(
         ``"chains"`` axis (``num_chains`` must divide evenly) and, for
         full-batch runs, the data over its ``"data"`` axis. Results do not
         depend on the device count.
+      augment: data augmentation ``(key, x_batch) -> x_batch`` applied to
+        each chain's batch inside the jit (see :mod:`bayesjax.augment`).
 
     Returns:
       A :class:`Posterior` with ``.sample(key, n)``, the final ``state`` and
@@ -217,18 +226,39 @@ def run(
         capacity = num_samples or math.ceil((num_steps - burnin) / thin)
         buffer = (check_int("num_samples", capacity), burnin, thin)
 
-    progress_every = max(1, num_steps // 100)
+    config = RunConfig(num_steps, batch_size, num_chains, buffer, init_fn, augment, mesh, max(1, num_steps // 100))
     x, y = _place_data(x, y, mesh, full_batch=batch_size == num_data)
     with _progress_bar(progress, num_steps, "bayesjax.run") as bar_id:
-        state, info = _run(
-            algorithm, init_fn, num_steps, batch_size, num_chains, buffer, progress_every, mesh,
-            key, None if init_fn else params, x, y, bar_id,
-        )
+        state, info = _run(algorithm, config, key, None if init_fn else params, x, y, bar_id)
     run_algorithm = with_sample_buffer(algorithm, *buffer) if buffer else algorithm
     posterior = Posterior(run_algorithm, state, info)
     if posterior.divergences:
         warnings.warn(f"{_describe(posterior.divergences)} (see Posterior.divergences)", DivergenceWarning, stacklevel=2)
     return posterior
+
+
+class RunConfig(NamedTuple):
+    """The static settings of a run: one compile per distinct value.
+
+    Attributes:
+      num_steps: steps per chain.
+      batch_size: minibatch size (the data size for full batch).
+      num_chains: chains vmapped.
+      buffer: ``(capacity, burnin, thin)`` of the sample buffer, or None.
+      init_fn: per-chain ``key -> params``, or None for shared params.
+      augment: ``(key, x_batch) -> x_batch`` data augmentation, or None.
+      mesh: device mesh, or None.
+      progress_every: steps between progress-bar updates.
+    """
+
+    num_steps: int
+    batch_size: int
+    num_chains: int
+    buffer: tuple[int, int, int] | None = None
+    init_fn: Callable | None = None
+    augment: Callable | None = None
+    mesh: Mesh | None = None
+    progress_every: int = 1
 
 
 def _place_data(x, y, mesh: Mesh | None, full_batch: bool) -> tuple[Array, Array]:
@@ -242,23 +272,30 @@ def _place_data(x, y, mesh: Mesh | None, full_batch: bool) -> tuple[Array, Array
     return jax.device_put(x, placement), jax.device_put(y, placement)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6, 7))
-def _run(algorithm, init_fn, num_steps, batch_size, num_chains, buffer, progress_every, mesh,
-         key, params, x, y, bar_id):
-    if buffer is not None:
-        algorithm = with_sample_buffer(algorithm, *buffer)
+def run_chains(algorithm: Algorithm, config: RunConfig, key: PRNGKey, params: Params | None, x: Array, y: Array,
+               bar_id: Array | int = -1) -> tuple[State, Info]:
+    """The jittable core of :func:`run` (no input checks): a scan over steps, vmapped over chains.
+
+    Chain k uses ``fold_in(key, k)``. Sweeps vmap this function over cells.
+
+    Returns:
+      Final states and per-step infos, with a leading chain axis (infos
+      ``[num_steps, num_chains, ...]``).
+    """
+    c = config
+    if c.buffer is not None:
+        algorithm = with_sample_buffer(algorithm, *c.buffer)
     num_data = x.shape[0]
-    steps_per_epoch = num_data // batch_size
-    chain_keys = sharding.constrain_chains(jax.vmap(lambda k: jax.random.fold_in(key, k))(jnp.arange(num_chains)), mesh)
+    steps_per_epoch = num_data // c.batch_size
+    chain_keys = jax.vmap(lambda k: jax.random.fold_in(key, k))(jnp.arange(c.num_chains))
     init_keys, params_keys, loop_keys = jnp.moveaxis(
-        jax.vmap(lambda k: jax.random.split(k, 3))(chain_keys), 1, 0
+        jax.vmap(lambda k: jax.random.split(k, 3))(sharding.constrain_chains(chain_keys, c.mesh)), 1, 0
     )
-    if init_fn is not None:
-        chain_params = jax.vmap(init_fn)(params_keys)
-        states = jax.vmap(algorithm.init)(init_keys, chain_params)
+    if c.init_fn is not None:
+        states = jax.vmap(algorithm.init)(init_keys, jax.vmap(c.init_fn)(params_keys))
     else:
         states = jax.vmap(algorithm.init, (0, None))(init_keys, params)
-    states = sharding.constrain_chains(states, mesh)
+    states = sharding.constrain_chains(states, c.mesh)
 
     def new_permutations(epoch):
         return jax.vmap(lambda k: jax.random.permutation(jax.random.fold_in(k, epoch), num_data))(
@@ -267,25 +304,29 @@ def _run(algorithm, init_fn, num_steps, batch_size, num_chains, buffer, progress
 
     def body(carry, t):
         states, perms = carry
-        if batch_size == num_data:
-            batches = None
+        step_keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(k, 1), t))(loop_keys)
+        if c.batch_size == num_data:
+            batches, batch_axes = (x, y), None
         else:
             position = t % steps_per_epoch
             perms = jax.lax.cond(position == 0, lambda: new_permutations(t // steps_per_epoch), lambda: perms)
-            index = jax.lax.dynamic_slice_in_dim(perms, position * batch_size, batch_size, axis=1)
-            batches = (x[index], y[index])
-        step_keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(k, 1), t))(loop_keys)
-        if batches is None:
-            states, info = jax.vmap(algorithm.step, (0, 0, None))(step_keys, states, (x, y))
-        else:
-            states, info = jax.vmap(algorithm.step)(step_keys, states, batches)
+            index = jax.lax.dynamic_slice_in_dim(perms, position * c.batch_size, c.batch_size, axis=1)
+            batches, batch_axes = (x[index], y[index]), 0
+        if c.augment is not None:
+            augment_keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(k, 2), t))(loop_keys)
+            inputs = jax.vmap(c.augment, (0, batch_axes))(augment_keys, batches[0])
+            batches, batch_axes = (inputs, jnp.broadcast_to(batches[1], inputs.shape[:2])), 0
+        states, info = jax.vmap(algorithm.step, (0, 0, batch_axes))(step_keys, states, batches)
         jax.lax.cond(  # a no-op on the host when the bar is off, so on/off shares one compile
-            (t + 1) % progress_every == 0,
+            (t + 1) % c.progress_every == 0,
             lambda: jax.debug.callback(_tick, bar_id, t + 1),
             lambda: None,
         )
-        return (sharding.constrain_chains(states, mesh), perms), info
+        return (sharding.constrain_chains(states, c.mesh), perms), info
 
-    perms = sharding.constrain_chains(jnp.zeros((num_chains, num_data), jnp.int32), mesh)
-    (states, _), info = jax.lax.scan(body, (states, perms), jnp.arange(num_steps))
+    perms = sharding.constrain_chains(jnp.zeros((c.num_chains, num_data), jnp.int32), c.mesh)
+    (states, _), info = jax.lax.scan(body, (states, perms), jnp.arange(c.num_steps))
     return states, info
+
+
+_run = jax.jit(run_chains, static_argnums=(0, 1))
