@@ -8,6 +8,8 @@ Example:
 """
 from bayesjax import augment, data, diagnostics, likelihoods, linear, metrics, models, priors, sharding
 from bayesjax.base import Algorithm, with_sample_buffer
+from bayesjax.inference.hmc import build_hmc as hmc
+from bayesjax.inference.hmc import build_nuts as nuts
 from bayesjax.inference.map import build as map  # noqa: A001 (bj.map is the public name)
 from bayesjax.inference.sgmcmc import build_cyclical_sgld as cyclical_sgld
 from bayesjax.inference.sgmcmc import build_sghmc as sghmc
@@ -30,12 +32,14 @@ __all__ = [
     "cyclical_sgld",
     "data",
     "diagnostics",
+    "hmc",
     "likelihoods",
     "linear",
     "log_joint",
     "map",
     "metrics",
     "models",
+    "nuts",
     "predictive",
     "priors",
     "run",

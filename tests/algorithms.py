@@ -30,4 +30,8 @@ BUILDERS = {
     "sghmc": lambda lj: bj.sghmc(lj, 1e-4, friction=0.1),
     "cyclical_sgld": lambda lj: bj.cyclical_sgld(lj, 1e-4, num_cycles=2, num_steps=8),
     "cyclical_sghmc": lambda lj: bj.cyclical_sgld(lj, 1e-4, num_cycles=2, num_steps=8, friction=0.1),
+    "hmc": lambda lj: bj.hmc(lj, step_size=0.05, num_integration_steps=5, num_adaptation_steps=2),
+    "nuts": lambda lj: bj.nuts(lj, step_size=0.05, max_num_doublings=4, num_adaptation_steps=2),
 }
+FULL_BATCH = {"hmc", "nuts"}
+"""Full-batch methods: the battery feeds them all examples."""

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import bayesjax as bj
-from algorithms import BUILDERS, problem
+from algorithms import BUILDERS, FULL_BATCH, problem
 
 BATCH = 16
 
@@ -15,7 +15,9 @@ def setup():
     return problem()
 
 
-def batch(data, i):
+def batch(data, i, full=False):
+    if full:
+        return data
     x, y = data
     return x[i * BATCH:(i + 1) * BATCH], y[i * BATCH:(i + 1) * BATCH]
 
@@ -24,11 +26,11 @@ def types_of(tree):
     return jax.tree.map(lambda leaf: str(jax.typeof(leaf)), tree)
 
 
-def run_steps(algo, step, params, data, key, num_steps=3):
+def run_steps(algo, step, params, data, key, num_steps=3, full=False):
     state = jax.jit(algo.init)(key, params)
     states, infos = [state], []
     for i, k in enumerate(jax.random.split(key, num_steps)):
-        state, info = step(k, state, batch(data, i % 2))
+        state, info = step(k, state, batch(data, i % 2, full))
         states.append(state)
         infos.append(info)
     return states, infos
@@ -45,7 +47,8 @@ def test_protocol(setup, name):
     def step(key, state, batch):
         return algo.step(key, state, batch)
 
-    states, infos = run_steps(algo, step, params, data, jax.random.key(0))
+    full = name in FULL_BATCH
+    states, infos = run_steps(algo, step, params, data, jax.random.key(0), full=full)
 
     # State type and structure are stable across steps (and no retrace: checked by assert_max_traces).
     for state in states[1:]:
@@ -61,7 +64,7 @@ def test_protocol(setup, name):
 
     # The state moved, and the same key reproduces it bit for bit.
     assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(states[0]), jax.tree.leaves(states[-1])))
-    again, _ = run_steps(algo, step, params, data, jax.random.key(0))
+    again, _ = run_steps(algo, step, params, data, jax.random.key(0), full=full)
     for a, b in zip(jax.tree.leaves(states[-1]), jax.tree.leaves(again[-1])):
         np.testing.assert_array_equal(a, b)
 
@@ -70,7 +73,7 @@ def test_protocol(setup, name):
 def test_runs_in_the_driver(setup, name):
     lj, params, data = setup
     post = bj.run(jax.random.key(2), BUILDERS[name](lj), params, data, num_steps=4,
-                  batch_size=BATCH, num_chains=2, progress=False)
+                  batch_size=None if name in FULL_BATCH else BATCH, num_chains=2, progress=False)
     samples = post.sample(jax.random.key(3), 3)
     assert all(leaf.shape[0] == 3 for leaf in jax.tree.leaves(samples))
     assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(samples))

@@ -46,8 +46,10 @@ discard them with ``bj.run(..., burnin=num_adaptation_steps)`` (or more).
 Every chain adapts on its own.
 
 Costs and limits: the batch must be the full data set (``bj.run(...,
-batch_size=None)``); ``init`` sees no data, so the log density and its
-gradient at the starting point are evaluated in the first ``step``. Under
+batch_size=None)``), the same at every step (its order may change: the
+log-joint is a sum over examples), since the log density and gradient at the
+current position are carried over from the previous step. ``init`` sees no
+data, so at the starting point they are evaluated in the first ``step``. Under
 ``jax.vmap`` over chains (as in ``bj.run``) that conditional becomes a select,
 so every transition pays one extra gradient (``1 / num_integration_steps`` of
 HMC's cost). The mass matrix acts on the raveled parameters, so a dense one is
@@ -68,11 +70,11 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from blackjax.adaptation import window_adaptation as blackjax_window_adaptation
 from blackjax.mcmc import hmc as blackjax_hmc
 from blackjax.mcmc import nuts as blackjax_nuts
 
+from bayesjax._checks import check_int, check_positive, concrete
 from bayesjax.base import Algorithm, bind_log_joint, repeat_params
 from bayesjax.logjoint import LogJoint
 from bayesjax.types import Array, Batch, Params, PRNGKey
@@ -204,24 +206,16 @@ def _check_full_batch(method: str, log_joint: LogJoint, batch: Batch) -> None:
 def _check_hyperparameters(step_size, num_adaptation_steps, target_acceptance_rate, step_size_jitter=0.0,
                            **counts) -> None:
     for name, value in counts.items():
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    if (
-        isinstance(num_adaptation_steps, bool)
-        or not isinstance(num_adaptation_steps, (int, np.integer))
-        or num_adaptation_steps < 0
-    ):
-        raise ValueError(f"num_adaptation_steps must be an integer >= 0, got {num_adaptation_steps!r}")
-    if not 0.0 < float(target_acceptance_rate) < 1.0:
-        raise ValueError(f"target_acceptance_rate must be in (0, 1), got {target_acceptance_rate}")
-    if not isinstance(step_size, jax.core.Tracer):
-        value = np.asarray(step_size)
-        if value.ndim != 0 or not np.isfinite(value) or value <= 0:
-            raise ValueError(f"step_size must be a finite scalar > 0, got {step_size}")
-    if not isinstance(step_size_jitter, jax.core.Tracer):
-        value = np.asarray(step_size_jitter)
-        if value.ndim != 0 or not 0.0 <= value < 1.0:
-            raise ValueError(f"step_size_jitter must be a scalar in [0, 1), got {step_size_jitter}")
+        check_int(name, value, minimum=1)
+    check_int("num_adaptation_steps", num_adaptation_steps, minimum=0)
+    check_positive("step_size", step_size)
+    if jnp.ndim(step_size) != 0:
+        raise ValueError(f"step_size must be a scalar, got shape {jnp.shape(step_size)}")
+    for name, value, low_open in (("target_acceptance_rate", target_acceptance_rate, True),
+                                  ("step_size_jitter", step_size_jitter, False)):
+        array = concrete(value)
+        if array is not None and (array.ndim != 0 or not (0.0 < array < 1.0 if low_open else 0.0 <= array < 1.0)):
+            raise ValueError(f"{name} must be a scalar in {'(0, 1)' if low_open else '[0, 1)'}, got {value!r}")
 
 
 def _transition(
