@@ -41,3 +41,32 @@ def reliability_diagram(predictives: dict, y, path: str | os.PathLike, num_bins:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def sweep_curves(settings: dict, path: str | os.PathLike, metrics=("accuracy", "nll")) -> None:
+    """Test metrics against temperature (log axis): mean and spread over seeds, one curve per setting.
+
+    Args:
+      settings: setting name (e.g. ``"augmentation on"``) -> the sweep's cell
+        records (dicts with ``temperature``, ``seed`` and the metrics).
+      path: output file.
+      metrics: record keys to plot, one panel each.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for name, records in settings.items():
+            temperatures = sorted({r["temperature"] for r in records})
+            values = [[r[metric] for r in records if r["temperature"] == t] for t in temperatures]
+            mean = np.array([np.mean(v) for v in values])
+            low = np.array([np.min(v) for v in values])
+            high = np.array([np.max(v) for v in values])
+            (line,) = ax.plot(temperatures, mean, marker="o", markersize=3, label=name)
+            ax.fill_between(temperatures, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+        ax.axvline(1.0, color="0.5", linestyle=":", linewidth=1)
+        ax.set(xscale="log", xlabel="temperature T", ylabel=f"test {metric}")
+        ax.legend(fontsize=8)
+    fig.suptitle("Cold-posterior sweep (T = 1 dotted; band: min-max over seeds)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -8,9 +8,7 @@ depends on its index, not on how many chains run beside it.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
-import itertools
 import math
 import warnings
 from typing import Callable, NamedTuple
@@ -24,6 +22,8 @@ from bayesjax import sharding
 from bayesjax._checks import check_int
 from bayesjax.base import Algorithm, BufferedState, is_markov_chain, log_joint_of, with_sample_buffer
 from bayesjax.likelihoods import check_targets
+from bayesjax.progress import bar as progress_bar
+from bayesjax.progress import report
 from bayesjax.types import Array, Batch, Info, Params, PRNGKey, State
 
 
@@ -118,34 +118,6 @@ def _check_data(data: Batch) -> tuple[Array, Array]:
     return x, y
 
 
-_bars: dict[int, object] = {}
-_bar_ids = itertools.count()
-
-
-def _tick(bar_id, step) -> None:
-    bar = _bars.get(int(bar_id))
-    if bar is not None:
-        bar.update(int(step) - bar.n)
-
-
-@contextlib.contextmanager
-def _progress_bar(enabled: bool, total: int, description: str):
-    if not enabled:
-        yield -1
-        return
-    from tqdm.auto import tqdm
-
-    bar_id = next(_bar_ids)
-    bar = tqdm(total=total, desc=description, leave=False)
-    _bars[bar_id] = bar
-    try:
-        yield bar_id
-    finally:
-        bar.update(total - bar.n)
-        bar.close()
-        del _bars[bar_id]
-
-
 def run(
     key: PRNGKey,
     algorithm: Algorithm,
@@ -228,8 +200,8 @@ def run(
 
     config = RunConfig(num_steps, batch_size, num_chains, buffer, init_fn, augment, mesh, max(1, num_steps // 100))
     x, y = _place_data(x, y, mesh, full_batch=batch_size == num_data)
-    with _progress_bar(progress, num_steps, "bayesjax.run") as bar_id:
-        state, info = _run(algorithm, config, key, None if init_fn else params, x, y, bar_id)
+    with progress_bar(progress, num_steps, "bayesjax.run") as bar:
+        state, info = _run(algorithm, config, key, None if init_fn else params, x, y, bar.id)
     run_algorithm = with_sample_buffer(algorithm, *buffer) if buffer else algorithm
     posterior = Posterior(run_algorithm, state, info)
     if posterior.divergences:
@@ -317,11 +289,7 @@ def run_chains(algorithm: Algorithm, config: RunConfig, key: PRNGKey, params: Pa
             inputs = jax.vmap(c.augment, (0, batch_axes))(augment_keys, batches[0])
             batches, batch_axes = (inputs, jnp.broadcast_to(batches[1], inputs.shape[:2])), 0
         states, info = jax.vmap(algorithm.step, (0, 0, batch_axes))(step_keys, states, batches)
-        jax.lax.cond(  # a no-op on the host when the bar is off, so on/off shares one compile
-            (t + 1) % c.progress_every == 0,
-            lambda: jax.debug.callback(_tick, bar_id, t + 1),
-            lambda: None,
-        )
+        report(bar_id, t + 1, c.progress_every)
         return (sharding.constrain_chains(states, c.mesh), perms), info
 
     perms = sharding.constrain_chains(jnp.zeros((c.num_chains, num_data), jnp.int32), c.mesh)
