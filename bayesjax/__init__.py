@@ -10,10 +10,15 @@ from bayesjax import augment, data, diagnostics, likelihoods, linear, metrics, m
 from bayesjax.base import Algorithm, with_sample_buffer
 from bayesjax.inference.hmc import build_hmc as hmc
 from bayesjax.inference.hmc import build_nuts as nuts
+from bayesjax.inference.laplace import LaplacePosterior, laplace
+from bayesjax.inference.laplace import build as streaming_laplace
 from bayesjax.inference.map import build as map  # noqa: A001 (bj.map is the public name)
 from bayesjax.inference.sgmcmc import build_cyclical_sgld as cyclical_sgld
 from bayesjax.inference.sgmcmc import build_sghmc as sghmc
 from bayesjax.inference.sgmcmc import build_sgld as sgld
+from bayesjax.inference.vi import build_fullrank as fullrank_vi
+from bayesjax.inference.vi import build_lowrank as lowrank_vi
+from bayesjax.inference.vi import build_meanfield as meanfield_vi
 from bayesjax.logjoint import LogJoint, log_joint
 from bayesjax.predictive import ClassificationPredictive, RegressionPredictive, predictive
 from bayesjax.run import DivergenceError, DivergenceWarning, Posterior, run
@@ -26,17 +31,22 @@ __all__ = [
     "ClassificationPredictive",
     "DivergenceError",
     "DivergenceWarning",
+    "LaplacePosterior",
     "LogJoint",
     "Posterior",
     "RegressionPredictive",
     "cyclical_sgld",
     "data",
     "diagnostics",
+    "fullrank_vi",
     "hmc",
     "likelihoods",
     "linear",
+    "laplace",
     "log_joint",
+    "lowrank_vi",
     "map",
+    "meanfield_vi",
     "metrics",
     "models",
     "nuts",
@@ -44,6 +54,7 @@ __all__ = [
     "priors",
     "run",
     "sharding",
+    "streaming_laplace",
     "sghmc",
     "sgld",
     "with_sample_buffer",

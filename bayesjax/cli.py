@@ -38,7 +38,55 @@ def _map_setup(log_joint, args) -> MethodSetup:
     return MethodSetup(build(log_joint, optax.adam(args.learning_rate)), {}, 1)
 
 
-METHODS: dict[str, Callable] = {"map": _map_setup}
+def _chain_kwargs(args, num_chains: int = 4) -> dict:
+    """Sampler runs: several chains, second half kept, 25 draws per chain."""
+    burnin = args.steps // 2
+    return {"num_chains": num_chains, "burnin": burnin, "thin": max(1, (args.steps - burnin) // 25)}
+
+
+def _sgld_setup(log_joint, args) -> MethodSetup:
+    from bayesjax.inference.sgmcmc import build_sgld
+
+    return MethodSetup(build_sgld(log_joint, args.step_size), _chain_kwargs(args), 100)
+
+
+def _sghmc_setup(log_joint, args) -> MethodSetup:
+    from bayesjax.inference.sgmcmc import build_sghmc
+
+    # SGD-with-momentum form: the drift's effective learning rate is step_size / friction.
+    friction = 0.1
+    return MethodSetup(build_sghmc(log_joint, friction * args.step_size, friction), _chain_kwargs(args), 100)
+
+
+def _cyclical_setup(log_joint, args) -> MethodSetup:
+    from bayesjax.inference.sgmcmc import build_cyclical_sgld
+
+    algorithm = build_cyclical_sgld(log_joint, 2 * args.step_size, num_cycles=4, num_steps=args.steps)
+    return MethodSetup(algorithm, {"num_chains": 4, "thin": max(1, args.steps // 100)}, 100)
+
+
+def _meanfield_vi_setup(log_joint, args) -> MethodSetup:
+    import optax
+
+    from bayesjax.inference.vi import build_meanfield
+
+    return MethodSetup(build_meanfield(log_joint, optax.adam(args.learning_rate)), {}, 100)
+
+
+def _ensemble_setup(log_joint, args) -> MethodSetup:
+    """Deep ensemble: MAP chains from independent initializations, one draw per member."""
+    setup = _map_setup(log_joint, args)
+    return setup._replace(run_kwargs={"num_chains": 5, "independent_init": True}, num_predictive_samples=5)
+
+
+METHODS: dict[str, Callable] = {
+    "map": _map_setup,
+    "deep_ensemble": _ensemble_setup,
+    "meanfield_vi": _meanfield_vi_setup,
+    "sgld": _sgld_setup,
+    "sghmc": _sghmc_setup,
+    "cyclical_sgld": _cyclical_setup,
+}
 
 
 def _enable_compilation_cache() -> None:
@@ -87,17 +135,22 @@ def compare(args) -> list[dict]:
     rows, predictives = [], {}
     for name in args.methods:
         setup = METHODS[name](log_joint, args)
+        run_kwargs = dict(setup.run_kwargs)
+        start_params = (lambda k: model.init(k, dataset.x_train[:1])) if run_kwargs.pop("independent_init", False) \
+            else params
         start = time.perf_counter()
-        posterior = bj.run(run_key, setup.algorithm, params, (dataset.x_train, dataset.y_train),
+        posterior = bj.run(run_key, setup.algorithm, start_params, (dataset.x_train, dataset.y_train),
                            num_steps=args.steps, batch_size=min(args.batch_size, len(dataset.y_train)),
-                           progress=not args.quiet, **setup.run_kwargs)
+                           progress=not args.quiet, **run_kwargs)
         jax.block_until_ready(posterior.state)
         seconds = time.perf_counter() - start
         samples = posterior.sample(sample_key, setup.num_predictive_samples)
-        pred = bj.predictive(model.apply, samples, dataset.x_test, likelihood)
+        start = time.perf_counter()
+        pred = jax.block_until_ready(bj.predictive(model.apply, samples, dataset.x_test, likelihood))
+        predict_seconds = time.perf_counter() - start
         metrics = bj.metrics.evaluate(pred, dataset.y_test, y_std=dataset.y_std)
         predictives[name] = pred
-        rows.append({"method": name, "train_seconds": seconds, **metrics})
+        rows.append({"method": name, "train_seconds": seconds, "predict_seconds": predict_seconds, **metrics})
 
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -175,6 +228,7 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--steps", type=int, default=2000)
     cmp.add_argument("--batch-size", type=int, default=128)
     cmp.add_argument("--learning-rate", type=float, default=1e-3)
+    cmp.add_argument("--step-size", type=float, default=1e-4, help="SG-MCMC step size")
     cmp.add_argument("--seed", type=int, default=0)
     cmp.add_argument("--out", default="results/compare")
     cmp.add_argument("--quiet", action="store_true")

@@ -198,7 +198,8 @@ def run(
         capacity = num_samples or math.ceil((num_steps - burnin) / thin)
         buffer = (check_int("num_samples", capacity), burnin, thin)
 
-    config = RunConfig(num_steps, batch_size, num_chains, buffer, init_fn, augment, mesh, max(1, num_steps // 100))
+    config = RunConfig(num_steps, batch_size, num_chains, buffer, init_fn, augment, mesh,
+                       max(1, num_steps // 100) if progress else 0)
     x, y = _place_data(x, y, mesh, full_batch=batch_size == num_data)
     with progress_bar(progress, num_steps, "bayesjax.run") as bar:
         state, info = _run(algorithm, config, key, None if init_fn else params, x, y, bar.id)
@@ -220,7 +221,7 @@ class RunConfig(NamedTuple):
       init_fn: per-chain ``key -> params``, or None for shared params.
       augment: ``(key, x_batch) -> x_batch`` data augmentation, or None.
       mesh: device mesh, or None.
-      progress_every: steps between progress-bar updates.
+      progress_every: steps between progress-bar updates; 0 traces no callback.
     """
 
     num_steps: int
@@ -230,7 +231,7 @@ class RunConfig(NamedTuple):
     init_fn: Callable | None = None
     augment: Callable | None = None
     mesh: Mesh | None = None
-    progress_every: int = 1
+    progress_every: int = 0
 
 
 def _place_data(x, y, mesh: Mesh | None, full_batch: bool) -> tuple[Array, Array]:
@@ -289,7 +290,8 @@ def run_chains(algorithm: Algorithm, config: RunConfig, key: PRNGKey, params: Pa
             inputs = jax.vmap(c.augment, (0, batch_axes))(augment_keys, batches[0])
             batches, batch_axes = (inputs, jnp.broadcast_to(batches[1], inputs.shape[:2])), 0
         states, info = jax.vmap(algorithm.step, (0, 0, batch_axes))(step_keys, states, batches)
-        report(bar_id, t + 1, c.progress_every)
+        if c.progress_every:
+            report(bar_id, t + 1, c.progress_every)
         return (sharding.constrain_chains(states, c.mesh), perms), info
 
     perms = sharding.constrain_chains(jnp.zeros((c.num_chains, num_data), jnp.int32), c.mesh)

@@ -32,6 +32,12 @@ BUILDERS = {
     "cyclical_sghmc": lambda lj: bj.cyclical_sgld(lj, 1e-4, num_cycles=2, num_steps=8, friction=0.1),
     "hmc": lambda lj: bj.hmc(lj, step_size=0.05, num_integration_steps=5, num_adaptation_steps=2),
     "nuts": lambda lj: bj.nuts(lj, step_size=0.05, max_num_doublings=4, num_adaptation_steps=2),
+    "laplace_diag": lambda lj: bj.streaming_laplace(lj, hessian="diag"),
+    "laplace_kfac": lambda lj: bj.streaming_laplace(lj, hessian="kfac"),
+    "meanfield_vi_local": lambda lj: bj.meanfield_vi(lj, optax.adam(1e-2), num_mc_samples=2,
+                                                     local_reparametrization=True,
+                                                     kl_weight=optax.linear_schedule(0.1, 1.0, 4)),
+    "fullrank_vi": lambda lj: bj.fullrank_vi(lj, optax.adam(1e-2)),
 }
 FULL_BATCH = {"hmc", "nuts"}
 """Full-batch methods: the battery feeds them all examples."""

@@ -82,7 +82,7 @@ def test_one_compile_per_configuration(data):
     algo = traced._replace(step=chex.assert_max_traces(traced.step, n=1))
     for seed in range(3):
         bj.run(jax.random.key(seed), algo, {"w": jnp.zeros(2)}, data, num_steps=6, batch_size=8,
-               num_chains=2, progress=seed == 0)
+               num_chains=2, progress=True)
 
 
 def test_map_recovers_the_linear_posterior_mean():

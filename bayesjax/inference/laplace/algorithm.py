@@ -1,0 +1,205 @@
+"""Streaming Laplace: the :class:`~bayesjax.base.Algorithm` form.
+
+The state is not a Markov chain (no ``position``): it holds the fixed mean
+(the MAP it was started at) and curvature accumulators; each ``step`` adds one
+batch's likelihood curvature at the mean (chunked inside the batch), so one
+pass of ``bj.run`` over the data sums the same curvature as
+:func:`bayesjax.laplace` on all of it. ``sample`` turns the state into a
+:class:`~.posterior.LaplacePosterior` (the curvature of the ``m`` examples
+seen estimates the full-data one as ``(N / m) K_seen``) and draws from it.
+
+Example:
+  >>> algo = bj.streaming_laplace(lj, hessian="kfac")
+  >>> post = bj.run(key, algo, params_map, (x, y), num_steps=len(x) // 128, batch_size=128)
+  >>> samples = post.sample(key, 100)
+  >>> laplace_post = bj.inference.laplace.from_state(lj, jax.tree.map(lambda s: s[0], post.state))
+"""
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from bayesjax.base import Algorithm, bind_log_joint
+from bayesjax.inference.laplace import curvature as curv
+from bayesjax.inference.laplace import posterior as posteriors
+from bayesjax.inference.laplace import subset as subsets
+from bayesjax.logjoint import LogJoint
+from bayesjax.types import Array, Batch, Params, PRNGKey
+
+
+class LaplaceState(NamedTuple):
+    """Curvature accumulated at a fixed mean.
+
+    Attributes:
+      mean: the MAP (all parameters).
+      curvature: the likelihood curvature summed over the examples seen.
+      num_seen: how many examples were summed.
+      log_likelihood: their summed log-likelihood at the mean.
+    """
+
+    mean: Params
+    curvature: curv.Curvature
+    num_seen: Array
+    log_likelihood: Array
+
+
+class LaplaceInfo(NamedTuple):
+    """Diagnostics of one step: the batch's summed log-likelihood at the mean, and ``num_seen`` after it."""
+
+    log_likelihood: Array
+    num_seen: Array
+
+
+def _check_options(hessian: str, curvature: str) -> None:
+    if hessian not in curv.HESSIANS:
+        raise ValueError(f"hessian must be one of {curv.HESSIANS}, got {hessian!r}")
+    if curvature not in curv.CURVATURES:
+        raise ValueError(f"curvature must be one of {curv.CURVATURES}, got {curvature!r}")
+
+
+def init(params: Params, hessian: str = "kfac", subset="all") -> LaplaceState:
+    """An empty accumulator at ``params``."""
+    names = subsets.resolve(subset, params)
+    sub = subsets.select(params, names)
+    dtype = jnp.result_type(*jax.tree.leaves(sub))
+    return LaplaceState(params, curv.zeros(hessian, sub), jnp.zeros((), jnp.int32), jnp.zeros((), dtype))
+
+
+def step(
+    state: LaplaceState,
+    batch: Batch,
+    *,
+    log_joint: LogJoint,
+    hessian: str = "kfac",
+    curvature: str = "ggn",
+    subset="all",
+    chunk_size: int | None = None,
+) -> tuple[LaplaceState, LaplaceInfo]:
+    """Adds the curvature of ``batch`` (chunked) at ``state.mean``."""
+    x, y = batch
+    names = subsets.resolve(subset, state.mean)
+    total, log_likelihood, _ = curv.accumulate(
+        state.curvature, hessian, curvature, log_joint.apply, log_joint.likelihood, state.mean, names,
+        jnp.asarray(x), jnp.asarray(y), chunk_size,
+    )
+    num_seen = state.num_seen + x.shape[0]
+    log_likelihood = log_likelihood.astype(state.log_likelihood.dtype)
+    new_state = LaplaceState(state.mean, total, num_seen, state.log_likelihood + log_likelihood)
+    return new_state, LaplaceInfo(log_likelihood, num_seen)
+
+
+def from_state(
+    log_joint: LogJoint,
+    state: LaplaceState,
+    hessian: str | None = None,
+    curvature: str = "ggn",
+    subset="all",
+    prior_precision=None,
+    chunk_size: int | None = None,
+) -> posteriors.LaplacePosterior:
+    """The Laplace posterior of an accumulated state (one chain: no leading chain axis).
+
+    Args:
+      log_joint: the target (prior, temperature, tempering, ``num_data`` N).
+      state: a :class:`LaplaceState` with ``num_seen > 0``.
+      hessian: the structure the state was built with (read from its type when ``None``).
+      curvature: ``"ggn"`` or ``"ef"`` (recorded only).
+      subset: the subset the state was built with.
+      prior_precision: overrides the log-joint's Gaussian prior (scalar or tree).
+      chunk_size: examples per chunk in later functional-covariance passes.
+    """
+    if hessian is None:
+        hessian = {curv.DiagCurvature: "diag", curv.FullCurvature: "full",
+                   curv.KronCurvature: "kfac"}[type(state.curvature)]
+    _check_options(hessian, curvature)
+    names = subsets.resolve(subset, state.mean)
+    sub = subsets.select(state.mean, names)
+    delta = posteriors.normalize_prior_precision(prior_precision, sub, log_joint, hessian)
+    dtype = jnp.result_type(*jax.tree.leaves(sub))
+    prior_scale = 1.0 / log_joint.temperature if log_joint.tempering == "posterior" else 1.0
+    scalars, factor = _finalize(state, delta, log_joint.temperature, prior_scale, log_joint.num_data, dtype,
+                                hessian, posteriors.Target(log_joint), names)
+    return posteriors.LaplacePosterior(
+        state.mean, state.curvature, delta, *scalars, factor=factor, target=posteriors.Target(log_joint),
+        hessian=hessian, curvature_type=curvature, subset=names, chunk_size=chunk_size,
+    )
+
+
+@functools.partial(jax.jit, static_argnums=(5, 6, 7, 8))
+def _finalize(state, delta, temperature, prior_scale, num_data, dtype, hessian, target, names):
+    """The posterior's scalars in the parameters' dtype and its factorization, in one compile."""
+    scalars = (
+        jnp.asarray(temperature, dtype),
+        jnp.asarray(prior_scale, dtype),
+        jnp.asarray(num_data, dtype),
+        jnp.maximum(state.num_seen, 1).astype(dtype),
+        jnp.asarray(state.log_likelihood, dtype),
+        jnp.ones((), dtype),
+    )
+    post = posteriors.LaplacePosterior(state.mean, state.curvature, delta, *scalars, factor=None, target=target,
+                                       hessian=hessian, curvature_type="ggn", subset=names)
+    return scalars, posteriors.factorize(post)
+
+
+def sample(
+    key: PRNGKey,
+    state: LaplaceState,
+    num_samples: int,
+    *,
+    log_joint: LogJoint,
+    hessian: str = "kfac",
+    curvature: str = "ggn",
+    subset="all",
+    prior_precision=None,
+) -> Params:
+    """``num_samples`` draws from the Laplace posterior of ``state``."""
+    post = from_state(log_joint, state, hessian, curvature, subset, prior_precision)
+    return posteriors.sample(post, key, num_samples)
+
+
+def build(
+    log_joint: LogJoint,
+    hessian: str = "kfac",
+    curvature: str = "ggn",
+    subset="all",
+    *,
+    prior_precision=None,
+    chunk_size: int | None = None,
+) -> Algorithm:
+    """Streaming Laplace as an :class:`~bayesjax.base.Algorithm`.
+
+    Args:
+      log_joint: the tempered target.
+      hessian: ``"full"``, ``"diag"`` or ``"kfac"``.
+      curvature: ``"ggn"`` or ``"ef"``.
+      subset: ``"all"``, ``"last_layer"`` or top-level names.
+      prior_precision: overrides the Gaussian prior's precision.
+      chunk_size: examples per chunk inside a batch (default: by memory).
+
+    Returns:
+      The :class:`Algorithm`; ``init(key, params_map)`` starts at the MAP.
+
+    Example:
+      >>> algo = bj.streaming_laplace(lj, hessian="diag")
+      >>> post = bj.run(key, algo, params_map, (x, y), num_steps=10, batch_size=100)
+    """
+    _check_options(hessian, curvature)
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    options = dict(hessian=hessian, curvature=curvature, subset=subset)
+
+    def init_fn(key: PRNGKey, params: Params) -> LaplaceState:
+        del key
+        return init(params, hessian, subset)
+
+    def step_fn(key: PRNGKey, state: LaplaceState, batch: Batch, *, log_joint: LogJoint):
+        del key
+        return step(state, batch, log_joint=log_joint, chunk_size=chunk_size, **options)
+
+    def sample_fn(key: PRNGKey, state: LaplaceState, num_samples: int) -> Params:
+        return sample(key, state, num_samples, log_joint=log_joint, prior_precision=prior_precision, **options)
+
+    return Algorithm(init_fn, bind_log_joint(step_fn, log_joint), sample_fn)
