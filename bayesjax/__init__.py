@@ -8,6 +8,8 @@ Example:
 """
 from bayesjax import augment, data, diagnostics, likelihoods, linear, metrics, models, priors, sharding
 from bayesjax.base import Algorithm, with_sample_buffer
+from bayesjax.inference.ensemble import build as ensemble
+from bayesjax.inference.ensemble import build_multiswag as multiswag
 from bayesjax.inference.hmc import build_hmc as hmc
 from bayesjax.inference.hmc import build_nuts as nuts
 from bayesjax.inference.laplace import LaplacePosterior, laplace
@@ -16,6 +18,8 @@ from bayesjax.inference.map import build as map  # noqa: A001 (bj.map is the pub
 from bayesjax.inference.sgmcmc import build_cyclical_sgld as cyclical_sgld
 from bayesjax.inference.sgmcmc import build_sghmc as sghmc
 from bayesjax.inference.sgmcmc import build_sgld as sgld
+from bayesjax.inference.swag import build_swa as swa
+from bayesjax.inference.swag import build_swag as swag
 from bayesjax.inference.vi import build_fullrank as fullrank_vi
 from bayesjax.inference.vi import build_lowrank as lowrank_vi
 from bayesjax.inference.vi import build_meanfield as meanfield_vi
@@ -38,6 +42,7 @@ __all__ = [
     "cyclical_sgld",
     "data",
     "diagnostics",
+    "ensemble",
     "fullrank_vi",
     "hmc",
     "likelihoods",
@@ -47,6 +52,7 @@ __all__ = [
     "lowrank_vi",
     "map",
     "meanfield_vi",
+    "multiswag",
     "metrics",
     "models",
     "nuts",
@@ -55,6 +61,8 @@ __all__ = [
     "run",
     "sharding",
     "streaming_laplace",
+    "swa",
+    "swag",
     "sghmc",
     "sgld",
     "with_sample_buffer",

@@ -38,6 +38,10 @@ BUILDERS = {
                                                      local_reparametrization=True,
                                                      kl_weight=optax.linear_schedule(0.1, 1.0, 4)),
     "fullrank_vi": lambda lj: bj.fullrank_vi(lj, optax.adam(1e-2)),
+    "swa": lambda lj: bj.swa(lj, optax.sgd(1e-2), start_step=1),
+    "swag": lambda lj: bj.swag(lj, optax.sgd(1e-2), rank=2),
+    "multiswag": lambda lj: bj.multiswag(lj, optax.sgd(1e-2), 2,
+                                         init=lambda k: MODEL.init(k, np.zeros((1, 4), np.float32)), rank=2),
 }
 FULL_BATCH = {"hmc", "nuts"}
 """Full-batch methods: the battery feeds them all examples."""
