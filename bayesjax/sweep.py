@@ -149,6 +149,7 @@ class _Setup(NamedTuple):
     model: models.Model
     augment: Callable | None
     num_data: int
+    progress_every: int  # 0: no progress callback (then the program can enter the persistent cache)
 
 
 def _tree_dot(a, b) -> jax.Array:
@@ -227,7 +228,7 @@ def _cell(setup: _Setup, temperature, seed, x, y, x_test, y_test, x_ood, bar_id)
     capacity = c.num_predictive_samples
     config = RunConfig(c.num_steps, c.batch_size, c.num_chains, (capacity, c.burnin, c.thin),
                        init_fn=lambda k: setup.model.init(k, x[:1]), augment=setup.augment,
-                       progress_every=max(1, c.num_steps // 100))
+                       progress_every=setup.progress_every)
     states, info = run_chains(algorithm, config, run_key, None, x, y, bar_id)
     buffered = with_sample_buffer(algorithm, capacity, c.burnin, c.thin)
     samples = pooled_sample(buffered, sample_key, states, c.num_predictive_samples)
@@ -307,7 +308,7 @@ def _setup(config: SweepConfig) -> _Setup:
     augment = None
     if config.augment:
         augment = augmentations.random_shift(1 if dataset.x_train.shape[1] <= 8 else 2)
-    return _Setup(config, model, augment, len(dataset.y_train))
+    return _Setup(config, model, augment, len(dataset.y_train), 0)
 
 
 def run_sweep(config: SweepConfig, out: str | os.PathLike, progress: bool = True,
@@ -340,6 +341,7 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, progress: bool = True
 
     if pending:
         setup = _setup(dataclasses.replace(config, temperatures=(), seeds=()))
+        setup = setup._replace(progress_every=max(1, config.num_steps // 100) if progress else 0)
         x_ood = ood_inputs(dataset.x_test, config.ood)
         mesh = sharding.mesh(chains=math.gcd(per_chunk, len(devices)))
         place = functools.partial(jax.device_put, device=sharding.chain_sharding(mesh))
