@@ -14,7 +14,7 @@ def test_readme_quickstart_runs(capsys):
     namespace = {}
     exec(compile(code, "README.md", "exec"), namespace)
     metrics = namespace["bj"].metrics.evaluate(namespace["pred"], namespace["ds"].y_test)
-    assert metrics["accuracy"] > 0.9  # digits MLP, 4-member MAP ensemble
+    assert metrics["accuracy"] > 0.9  # digits MLP, SGLD, 4 chains x 50 draws
     assert "accuracy" in capsys.readouterr().out
 
 
