@@ -27,6 +27,10 @@ from bayesjax.progress import report
 from bayesjax.types import Array, Batch, Info, Params, PRNGKey, State
 
 
+BUFFER_WARNING_BYTES = 2**30
+"""bj.run warns when the default sample buffer would exceed this many bytes."""
+
+
 class Posterior(NamedTuple):
     """What :func:`run` returns.
 
@@ -197,6 +201,14 @@ def run(
             raise ValueError(f"burnin ({burnin}) must be smaller than num_steps ({num_steps})")
         capacity = num_samples or math.ceil((num_steps - burnin) / thin)
         buffer = (check_int("num_samples", capacity), burnin, thin)
+        buffer_bytes = capacity * num_chains * sum(
+            np.prod(leaf.shape) * np.dtype(leaf.dtype).itemsize for leaf in jax.tree.leaves(params_like)
+        )
+        if buffer_bytes > BUFFER_WARNING_BYTES:
+            warnings.warn(
+                f"the sample buffer holds {capacity} positions x {num_chains} chains = "
+                f"{buffer_bytes / 2**30:.1f} GiB; pass thin= or num_samples= to keep fewer", stacklevel=2
+            )
 
     config = RunConfig(num_steps, batch_size, num_chains, buffer, init_fn, augment, mesh,
                        max(1, num_steps // 100) if progress else 0)

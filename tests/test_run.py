@@ -1,3 +1,4 @@
+import importlib
 from typing import NamedTuple
 
 import chex
@@ -118,3 +119,10 @@ def test_pooled_samples_spread_over_chains(data):
                   num_samples=1, progress=False)
     draws = np.sort(np.asarray(post.sample(jax.random.key(6), 4)["w"]))
     np.testing.assert_array_equal(draws, np.sort(np.asarray(post.state.buffer["w"][:, 0])))
+
+
+def test_a_huge_sample_buffer_is_announced(data, monkeypatch):
+    monkeypatch.setattr(importlib.import_module("bayesjax.run"), "BUFFER_WARNING_BYTES", 1000)
+    with pytest.warns(UserWarning, match="sample buffer holds 300 positions x 2 chains"):
+        bj.run(jax.random.key(0), random_walk(), {"w": jnp.zeros(2)}, data, num_steps=300, num_chains=2,
+               progress=False)
