@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from bayesjax._checks import check_int, check_positive
+from bayesjax._chunking import chunk_leading
 from bayesjax.likelihoods import Likelihood
 from bayesjax.priors import Prior
 from bayesjax.types import ApplyFn, Array, Batch, Params
@@ -75,16 +76,7 @@ class LogJoint:
         n = x.shape[0]
         if n != self.num_data:
             raise ValueError(f"full() needs all {self.num_data} examples, got {n}")
-        chunk_size = min(chunk_size, n)
-        num_chunks = -(-n // chunk_size)
-        pad = num_chunks * chunk_size - n
-        mask = (jnp.arange(n + pad) < n).reshape(num_chunks, chunk_size)
-        chunks = jax.tree.map(
-            lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)]).reshape(
-                (num_chunks, chunk_size) + a.shape[1:]
-            ),
-            (x, y),
-        )
+        chunks, mask = chunk_leading((x, y), n, min(chunk_size, n))
 
         def chunk_sum(args):
             (xc, yc), keep = args

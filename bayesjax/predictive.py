@@ -19,6 +19,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from bayesjax._chunking import chunk_leading
 from bayesjax.likelihoods import CLASSIFICATION, Likelihood
 from bayesjax.types import ApplyFn, Array, Params
 
@@ -108,16 +109,6 @@ def _num_samples(samples: Params) -> int:
     return sizes.pop()
 
 
-def _chunked(samples: Params, num_samples: int, chunk_size: int) -> tuple[Params, Array]:
-    """Pads the sample axis to a multiple of chunk_size; returns [n, chunk, ...] leaves and a mask."""
-    num_chunks = -(-num_samples // chunk_size)
-    pad = num_chunks * chunk_size - num_samples
-    padded = jax.tree.map(lambda s: jnp.concatenate([s, jnp.repeat(s[-1:], pad, axis=0)]), samples)
-    chunks = jax.tree.map(lambda s: s.reshape((num_chunks, chunk_size) + s.shape[1:]), padded)
-    mask = (jnp.arange(num_chunks * chunk_size) < num_samples).reshape(num_chunks, chunk_size)
-    return chunks, mask
-
-
 def predictive(
     apply: ApplyFn,
     samples: Params,
@@ -148,7 +139,7 @@ def predictive(
     chunk_size = num_samples if chunk_size is None else min(int(chunk_size), num_samples)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    chunks, mask = _chunked(samples, num_samples, chunk_size)
+    chunks, mask = chunk_leading(samples, num_samples, chunk_size)
     forward = jax.vmap(lambda params: likelihood.predict(apply(params, x)))
 
     if likelihood.task == CLASSIFICATION:
