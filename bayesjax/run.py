@@ -136,6 +136,7 @@ def run(
     progress: bool = True,
     mesh: Mesh | None = None,
     augment: Callable[[PRNGKey, Array], Array] | None = None,
+    shuffle: bool = True,
 ) -> Posterior:
     """Runs an algorithm over minibatches of ``data``, vmapped over chains.
 
@@ -163,6 +164,10 @@ def run(
         depend on the device count.
       augment: data augmentation ``(key, x_batch) -> x_batch`` applied to
         each chain's batch inside the jit (see :mod:`bayesjax.augment`).
+      shuffle: draw each epoch's minibatches in a fresh random order (the
+        default); ``False`` feeds the data in order, batch t being examples
+        ``[t * batch_size, (t + 1) * batch_size)`` (wrapping around): a stream,
+        for online learning.
 
     Returns:
       A :class:`Posterior` with ``.sample(key, n)``, the final ``state`` and
@@ -211,7 +216,7 @@ def run(
             )
 
     config = RunConfig(num_steps, batch_size, num_chains, buffer, init_fn, augment, mesh,
-                       max(1, num_steps // 100) if progress else 0)
+                       max(1, num_steps // 100) if progress else 0, bool(shuffle))
     x, y = _place_data(x, y, mesh, full_batch=batch_size == num_data)
     with progress_bar(progress, num_steps, "bayesjax.run") as bar:
         state, info = _run(algorithm, config, key, None if init_fn else params, x, y, bar.id)
@@ -234,6 +239,7 @@ class RunConfig(NamedTuple):
       augment: ``(key, x_batch) -> x_batch`` data augmentation, or None.
       mesh: device mesh, or None.
       progress_every: steps between progress-bar updates; 0 traces no callback.
+      shuffle: random minibatches each epoch, or the data in order.
     """
 
     num_steps: int
@@ -244,6 +250,7 @@ class RunConfig(NamedTuple):
     augment: Callable | None = None
     mesh: Mesh | None = None
     progress_every: int = 0
+    shuffle: bool = True
 
 
 def _place_data(x, y, mesh: Mesh | None, full_batch: bool) -> tuple[Array, Array]:
@@ -292,6 +299,10 @@ def run_chains(algorithm: Algorithm, config: RunConfig, key: PRNGKey, params: Pa
         step_keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(k, 1), t))(loop_keys)
         if c.batch_size == num_data:
             batches, batch_axes = (x, y), None
+        elif not c.shuffle:
+            start = (t % steps_per_epoch) * c.batch_size
+            batches = tuple(jax.lax.dynamic_slice_in_dim(a, start, c.batch_size) for a in (x, y))
+            batch_axes = None
         else:
             position = t % steps_per_epoch
             perms = jax.lax.cond(position == 0, lambda: new_permutations(t // steps_per_epoch), lambda: perms)

@@ -126,3 +126,13 @@ def test_a_huge_sample_buffer_is_announced(data, monkeypatch):
     with pytest.warns(UserWarning, match="sample buffer holds 300 positions x 2 chains"):
         bj.run(jax.random.key(0), random_walk(), {"w": jnp.zeros(2)}, data, num_steps=300, num_chains=2,
                progress=False)
+
+
+def test_unshuffled_run_feeds_the_data_in_order_as_a_stream():
+    x = np.arange(12, dtype=np.float32)[:, None]
+    y = np.arange(12, dtype=np.float32)
+    post = bj.run(jax.random.key(0), random_walk(0.0), {"w": jnp.zeros(())}, (x, y), num_steps=8,
+                  batch_size=4, num_chains=2, shuffle=False, progress=False)
+    # batch t is examples [4t, 4t + 4), wrapping after the third batch; info is the batch's mean label
+    np.testing.assert_array_equal(post.info[:, 0], [1.5, 5.5, 9.5, 1.5, 5.5, 9.5, 1.5, 5.5])
+    np.testing.assert_array_equal(post.info[:, 0], post.info[:, 1])
