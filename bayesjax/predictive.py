@@ -19,7 +19,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from bayesjax._chunking import chunk_leading
+from bayesjax._chunking import chunk_leading, unchunk_leading
 from bayesjax.likelihoods import CLASSIFICATION, Likelihood
 from bayesjax.types import ApplyFn, Array, Params
 
@@ -109,6 +109,14 @@ def _num_samples(samples: Params) -> int:
     return sizes.pop()
 
 
+def _leading_shards(samples: Params) -> int:
+    """Over how many devices the samples' leading axis is split (1 inside jit or unsharded)."""
+    leaf = jax.tree.leaves(samples)[0]
+    if isinstance(leaf, jax.core.Tracer) or not hasattr(leaf, "sharding"):
+        return 1
+    return leaf.shape[0] // leaf.sharding.shard_shape(leaf.shape)[0]
+
+
 def predictive(
     apply: ApplyFn,
     samples: Params,
@@ -124,7 +132,11 @@ def predictive(
       x: inputs ``[N, ...]``.
       likelihood: the observation model.
       chunk_size: samples evaluated at once (default: all S); memory of the
-        forward pass scales with it, the result does not.
+        forward pass scales with it, the result does not. Samples sharded
+        over devices (e.g. ``Posterior.state`` of a run with ``mesh=``) are
+        reduced where they live, never gathered: a chunk takes an equal share
+        from every device (``chunk_size`` is rounded up to a multiple of the
+        device count; inside ``jit`` pass such a multiple yourself).
 
     Returns:
       A :class:`ClassificationPredictive` or :class:`RegressionPredictive`.
@@ -139,6 +151,8 @@ def predictive(
     chunk_size = num_samples if chunk_size is None else min(int(chunk_size), num_samples)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    shards = _leading_shards(samples)
+    chunk_size = min(-(-chunk_size // shards) * shards, num_samples)
     chunks, mask = chunk_leading(samples, num_samples, chunk_size)
     forward = jax.vmap(lambda params: likelihood.predict(apply(params, x)))
 
@@ -160,8 +174,5 @@ def predictive(
         (log_sum, entropy_sum), _ = jax.lax.scan(accumulate, init, (chunks, mask))
         return ClassificationPredictive(log_sum - math.log(num_samples), entropy_sum / num_samples)
 
-    means, variances = jax.lax.map(forward, chunks)  # [n, k, N] each
-    n = means.shape[-1]
-    return RegressionPredictive(
-        means.reshape(-1, n)[:num_samples], variances.reshape(-1, n)[:num_samples]
-    )
+    means, variances = unchunk_leading(jax.lax.map(forward, chunks), num_samples)  # [S, N] each
+    return RegressionPredictive(means, variances)

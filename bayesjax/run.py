@@ -9,7 +9,10 @@ depends on its index, not on how many chains run beside it.
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
+import os
+import time
 import warnings
 from typing import Callable, NamedTuple
 
@@ -19,7 +22,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from bayesjax import sharding
-from bayesjax._checks import check_int
+from bayesjax import checkpoint as snapshots
+from bayesjax._checks import check_int, check_positive
 from bayesjax.base import Algorithm, BufferedState, is_markov_chain, log_joint_of, with_sample_buffer
 from bayesjax.likelihoods import check_targets
 from bayesjax.progress import bar as progress_bar
@@ -27,8 +31,8 @@ from bayesjax.progress import report
 from bayesjax.types import Array, Batch, Info, Params, PRNGKey, State
 
 
-BUFFER_WARNING_BYTES = 2**30
-"""bj.run warns when the default sample buffer would exceed this many bytes."""
+DEFAULT_BUFFER_BYTES = 2**30
+"""The default sample buffer (every retained position) is capped at this many bytes, with a warning."""
 
 
 class Posterior(NamedTuple):
@@ -53,7 +57,7 @@ class Posterior(NamedTuple):
         """Chain index -> first step whose position or log density was not finite."""
         if not isinstance(self.state, BufferedState):
             return {}
-        steps = np.asarray(self.state.diverged_at)
+        steps = sharding.to_host(self.state.diverged_at)
         return {int(c): int(steps[c]) for c in np.flatnonzero(steps >= 0)}
 
     def sample(self, key: PRNGKey, num_samples: int) -> Params:
@@ -137,6 +141,8 @@ def run(
     mesh: Mesh | None = None,
     augment: Callable[[PRNGKey, Array], Array] | None = None,
     shuffle: bool = True,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: float = 60.0,
 ) -> Posterior:
     """Runs an algorithm over minibatches of ``data``, vmapped over chains.
 
@@ -156,7 +162,9 @@ def run(
       num_chains: independent chains (or members), vmapped.
       burnin: steps discarded before collecting samples.
       thin: keep every ``thin``-th position after burn-in.
-      num_samples: sample buffer capacity per chain.
+      num_samples: sample buffer capacity per chain (default: every retained
+        position, capped at :data:`DEFAULT_BUFFER_BYTES` over all chains; the
+        buffer keeps the latest).
       progress: show a progress bar (fed from inside the jit).
       mesh: a :func:`bayesjax.sharding.mesh`; chains are split over its
         ``"chains"`` axis (``num_chains`` must divide evenly) and, for
@@ -168,6 +176,13 @@ def run(
         default); ``False`` feeds the data in order, batch t being examples
         ``[t * batch_size, (t + 1) * batch_size)`` (wrapping around): a stream,
         for online learning.
+      checkpoint: a file path. The run's state is snapshotted there
+        (atomically) every ``checkpoint_every`` seconds and at the end; rerun
+        with the same arguments and it resumes from the snapshot, with the
+        results of an uninterrupted run. A snapshot of other settings, key or
+        data is refused with an error. The algorithm's hyperparameters are
+        not recorded: use one path per run.
+      checkpoint_every: seconds between snapshots.
 
     Returns:
       A :class:`Posterior` with ``.sample(key, n)``, the final ``state`` and
@@ -204,22 +219,32 @@ def run(
     if is_markov_chain(jax.eval_shape(algorithm.init, key, params_like)):
         if burnin >= num_steps:
             raise ValueError(f"burnin ({burnin}) must be smaller than num_steps ({num_steps})")
-        capacity = num_samples or math.ceil((num_steps - burnin) / thin)
-        buffer = (check_int("num_samples", capacity), burnin, thin)
-        buffer_bytes = capacity * num_chains * sum(
+        retained = math.ceil((num_steps - burnin) / thin)
+        position_bytes = num_chains * sum(
             np.prod(leaf.shape) * np.dtype(leaf.dtype).itemsize for leaf in jax.tree.leaves(params_like)
         )
-        if buffer_bytes > BUFFER_WARNING_BYTES:
+        capacity = num_samples or min(retained, max(1, DEFAULT_BUFFER_BYTES // position_bytes))
+        if capacity < retained and num_samples is None:
             warnings.warn(
-                f"the sample buffer holds {capacity} positions x {num_chains} chains = "
-                f"{buffer_bytes / 2**30:.1f} GiB; pass thin= or num_samples= to keep fewer", stacklevel=2
+                f"keeping all {retained} positions x {num_chains} chains would take "
+                f"{retained * position_bytes / 2**30:.1f} GiB; the sample buffer keeps the last {capacity} "
+                f"per chain ({capacity * position_bytes / 2**30:.2f} GiB): pass thin= or num_samples= to choose",
+                stacklevel=2,
             )
+        buffer = (check_int("num_samples", capacity), burnin, thin)
 
-    config = RunConfig(num_steps, batch_size, num_chains, buffer, init_fn, augment, mesh,
-                       max(1, num_steps // 100) if progress else 0, bool(shuffle))
+    config = RunConfig(num_steps, batch_size, num_chains, buffer, init_fn, augment, mesh, 0, bool(shuffle))
     x, y = _place_data(x, y, mesh, full_batch=batch_size == num_data)
-    with progress_bar(progress, num_steps, "bayesjax.run") as bar:
-        state, info = _run(algorithm, config, key, None if init_fn else params, x, y, bar.id)
+    chunk = _chunk_length(num_steps) if progress or checkpoint is not None else num_steps
+    identity = None
+    if checkpoint is not None:
+        check_positive("checkpoint_every", checkpoint_every, allow_zero=True)
+        if jax.process_count() > 1:
+            raise NotImplementedError("checkpoint= works in a single process; with jax.distributed, snapshot "
+                                      "Posterior.state yourself (e.g. with orbax-checkpoint)")
+        identity = _identity(config, chunk, key, params, x, y)
+    state, info = _drive(algorithm, config, chunk, key, None if init_fn else params, x, y, progress,
+                         checkpoint, checkpoint_every, identity)
     run_algorithm = with_sample_buffer(algorithm, *buffer) if buffer else algorithm
     posterior = Posterior(run_algorithm, state, info)
     if posterior.divergences:
@@ -264,21 +289,20 @@ def _place_data(x, y, mesh: Mesh | None, full_batch: bool) -> tuple[Array, Array
     return jax.device_put(x, placement), jax.device_put(y, placement)
 
 
-def run_chains(algorithm: Algorithm, config: RunConfig, key: PRNGKey, params: Params | None, x: Array, y: Array,
-               bar_id: Array | int = -1) -> tuple[State, Info]:
-    """The jittable core of :func:`run` (no input checks): a scan over steps, vmapped over chains.
+class Chains(NamedTuple):
+    """What the driver carries from step to step: states, minibatch orders, per-chain keys."""
 
-    Chain k uses ``fold_in(key, k)``. Sweeps vmap this function over cells.
+    states: State
+    perms: Array
+    loop_keys: Array
 
-    Returns:
-      Final states and per-step infos, with a leading chain axis (infos
-      ``[num_steps, num_chains, ...]``).
-    """
+
+def start_chains(algorithm: Algorithm, config: RunConfig, key: PRNGKey, params: Params | None,
+                 num_data: int) -> Chains:
+    """Initial states of ``config.num_chains`` chains; chain k uses ``fold_in(key, k)``."""
     c = config
     if c.buffer is not None:
         algorithm = with_sample_buffer(algorithm, *c.buffer)
-    num_data = x.shape[0]
-    steps_per_epoch = num_data // c.batch_size
     chain_keys = jax.vmap(lambda k: jax.random.fold_in(key, k))(jnp.arange(c.num_chains))
     init_keys, params_keys, loop_keys = jnp.moveaxis(
         jax.vmap(lambda k: jax.random.split(k, 3))(sharding.constrain_chains(chain_keys, c.mesh)), 1, 0
@@ -288,20 +312,37 @@ def run_chains(algorithm: Algorithm, config: RunConfig, key: PRNGKey, params: Pa
     else:
         states = jax.vmap(algorithm.init, (0, None))(init_keys, params)
     states = sharding.constrain_chains(states, c.mesh)
+    perms = sharding.constrain_chains(jnp.zeros((c.num_chains, num_data), jnp.int32), c.mesh)
+    return Chains(states, perms, loop_keys)
+
+
+def advance_chains(algorithm: Algorithm, config: RunConfig, chains: Chains, x: Array, y: Array, start: Array,
+                   length: int, bar_id: Array | int = -1) -> tuple[Chains, Info]:
+    """Steps ``start, ..., start + length - 1`` of every chain (one ``lax.scan``).
+
+    Steps at or past ``config.num_steps`` (the padding of a last, short
+    chunk) leave the chains as they are and report zero infos.
+    """
+    c = config
+    if c.buffer is not None:
+        algorithm = with_sample_buffer(algorithm, *c.buffer)
+    num_data = x.shape[0]
+    steps_per_epoch = num_data // c.batch_size
+    loop_keys = chains.loop_keys
 
     def new_permutations(epoch):
         return jax.vmap(lambda k: jax.random.permutation(jax.random.fold_in(k, epoch), num_data))(
             jax.vmap(lambda k: jax.random.fold_in(k, 0))(loop_keys)
         ).astype(jnp.int32)
 
-    def body(carry, t):
+    def step(carry, t):
         states, perms = carry
         step_keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(k, 1), t))(loop_keys)
         if c.batch_size == num_data:
             batches, batch_axes = (x, y), None
         elif not c.shuffle:
-            start = (t % steps_per_epoch) * c.batch_size
-            batches = tuple(jax.lax.dynamic_slice_in_dim(a, start, c.batch_size) for a in (x, y))
+            first = (t % steps_per_epoch) * c.batch_size
+            batches = tuple(jax.lax.dynamic_slice_in_dim(a, first, c.batch_size) for a in (x, y))
             batch_axes = None
         else:
             position = t % steps_per_epoch
@@ -317,9 +358,85 @@ def run_chains(algorithm: Algorithm, config: RunConfig, key: PRNGKey, params: Pa
             report(bar_id, t + 1, c.progress_every)
         return (sharding.constrain_chains(states, c.mesh), perms), info
 
-    perms = sharding.constrain_chains(jnp.zeros((c.num_chains, num_data), jnp.int32), c.mesh)
-    (states, _), info = jax.lax.scan(body, (states, perms), jnp.arange(c.num_steps))
-    return states, info
+    def body(carry, t):
+        if c.num_steps % length == 0:  # no padding: no cond in the loop
+            return step(carry, t)
+        info_like = jax.eval_shape(step, carry, t)[1]
+        return jax.lax.cond(t < c.num_steps, step,
+                            lambda carry, t: (carry, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), info_like)),
+                            carry, t)
+
+    (states, perms), info = jax.lax.scan(body, (chains.states, chains.perms), start + jnp.arange(length))
+    return Chains(states, perms, loop_keys), info
 
 
-_run = jax.jit(run_chains, static_argnums=(0, 1))
+def run_chains(algorithm: Algorithm, config: RunConfig, key: PRNGKey, params: Params | None, x: Array, y: Array,
+               bar_id: Array | int = -1) -> tuple[State, Info]:
+    """The jittable core of :func:`run` (no input checks): a scan over steps, vmapped over chains.
+
+    Chain k uses ``fold_in(key, k)``. Sweeps vmap this function over cells.
+
+    Returns:
+      Final states and per-step infos, with a leading chain axis (infos
+      ``[num_steps, num_chains, ...]``).
+    """
+    chains = start_chains(algorithm, config, key, params, x.shape[0])
+    chains, info = advance_chains(algorithm, config, chains, x, y, jnp.zeros((), jnp.int32), config.num_steps, bar_id)
+    return chains.states, info
+
+
+_start = jax.jit(start_chains, static_argnums=(0, 1, 4))
+_advance = jax.jit(advance_chains, static_argnums=(0, 1, 6), donate_argnums=(2,))
+
+PROGRESS_CHUNKS = 20
+"""With a progress bar or checkpoints, a run is cut into about this many jitted chunks."""
+
+
+def _chunk_length(num_steps: int) -> int:
+    """Steps per chunk: a divisor of ``num_steps`` near ``num_steps / PROGRESS_CHUNKS`` when one exists
+    (no padded steps), else the ceiling of that ratio."""
+    target = max(1, num_steps // PROGRESS_CHUNKS)
+    divisors = [d for d in range(max(1, target // 2), 2 * target + 1) if num_steps % d == 0]
+    return min(divisors, key=lambda d: abs(d - target)) if divisors else -(-num_steps // PROGRESS_CHUNKS)
+
+
+def _identity(config: RunConfig, chunk: int, key: PRNGKey, params, x: Array, y: Array) -> dict:
+    """What a checkpoint must match to be resumed: settings, key, initial params and data."""
+    digest = hashlib.sha256()
+    for leaf in jax.tree.leaves((None if callable(params) else params, x, y)):
+        digest.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
+    return {"num_steps": config.num_steps, "batch_size": config.batch_size, "num_chains": config.num_chains,
+            "buffer": config.buffer, "shuffle": config.shuffle, "augment": config.augment is not None,
+            "chunk": chunk, "key": np.asarray(jax.random.key_data(key)).tolist(), "inputs": digest.hexdigest()}
+
+
+def _drive(algorithm: Algorithm, config: RunConfig, chunk: int, key: PRNGKey, params: Params | None, x: Array,
+           y: Array, progress: bool, checkpoint, checkpoint_every: float, identity: dict | None) -> tuple[State, Info]:
+    """Runs the chains chunk by chunk from Python: progress and snapshots between chunks, no host callbacks."""
+    num_chunks = -(-config.num_steps // chunk)
+    chains = _start(algorithm, config, key, params, x.shape[0])
+
+    def host_infos(info_like):
+        return jax.tree.map(lambda s: np.zeros((num_chunks * chunk,) + s.shape[1:], s.dtype), info_like)
+
+    infos, done = None, 0
+    if checkpoint is not None and os.path.exists(checkpoint):
+        one_chunk = functools.partial(advance_chains, algorithm, config, length=chunk)
+        infos = host_infos(jax.eval_shape(one_chunk, chains, x, y, jnp.zeros((), jnp.int32))[1])
+        saved = snapshots.load(checkpoint, {"chains": chains, "info": infos, "done": np.zeros((), np.int64)}, identity)
+        chains = jax.device_put(saved["chains"], jax.tree.map(lambda a: a.sharding, chains))
+        infos, done = saved["info"], int(saved["done"])
+    last_save = time.monotonic()
+    with progress_bar(progress, config.num_steps, "bayesjax.run") as bar:
+        bar.advance_to(min(done * chunk, config.num_steps))
+        for index in range(done, num_chunks):
+            chains, info = _advance(algorithm, config, chains, x, y, jnp.asarray(index * chunk, jnp.int32), chunk)
+            infos = host_infos(info) if infos is None else infos
+            jax.tree.map(lambda host, new: host.__setitem__(slice(index * chunk, (index + 1) * chunk),
+                                                            sharding.to_host(new)), infos, info)
+            bar.advance_to(min((index + 1) * chunk, config.num_steps))
+            finished = index + 1 == num_chunks
+            if checkpoint is not None and (finished or time.monotonic() - last_save >= checkpoint_every):
+                snapshots.save(checkpoint, {"chains": chains, "info": infos, "done": np.asarray(index + 1)}, identity)
+                last_save = time.monotonic()
+    return chains.states, jax.tree.map(lambda a: jnp.asarray(a[: config.num_steps]), infos)

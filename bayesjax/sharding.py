@@ -13,7 +13,6 @@ import os
 
 import jax
 import numpy as np
-from jax._src import xla_bridge  # backends_are_initialized has no public alias
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 CHAINS = "chains"
@@ -38,12 +37,20 @@ def use_all_cpu_cores(num_devices: int | None = None) -> int:
     flags = os.environ.get("XLA_FLAGS", "")
     if "--xla_force_host_platform_device_count" in flags:
         return int(flags.split("--xla_force_host_platform_device_count=")[1].split()[0])
-    if xla_bridge.backends_are_initialized():
+    if _backends_started():
         return jax.local_device_count()  # too late to split: JAX already started
     if num_devices is None:
         num_devices = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={num_devices}".strip()
     return num_devices
+
+
+def _backends_started() -> bool:
+    try:
+        from jax._src import xla_bridge  # backends_are_initialized has no public alias
+    except ImportError:
+        return False
+    return bool(getattr(xla_bridge, "backends_are_initialized", lambda: False)())
 
 
 def mesh(chains: int | None = None, data: int = 1, devices=None) -> Mesh:
@@ -81,6 +88,19 @@ def constrain_chains(tree, mesh_: Mesh | None):
     if mesh_ is None:
         return tree
     return jax.lax.with_sharding_constraint(tree, chain_sharding(mesh_))
+
+
+def to_host(array) -> np.ndarray:
+    """A NumPy copy of a global array, gathered from every process when it spans several.
+
+    With several processes (``jax.distributed``) every process must call this
+    for the same arrays, in the same order (it is a collective).
+    """
+    if getattr(array, "is_fully_addressable", True):
+        return np.asarray(array)
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(array, tiled=True))
 
 
 def check_divisible(num_chains: int, mesh_: Mesh | None) -> None:

@@ -230,12 +230,13 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
-def run_child(args: list[str], python: str = sys.executable, timeout: float = 600) -> tuple[dict | None, float, str]:
-    """Runs this script as a child; returns (its JSON, wall seconds from spawn to exit, stderr tail)."""
-    cmd = [python, os.path.abspath(__file__), *args]
+def run_child(args: list[str], python: str = sys.executable, timeout: float = 600, script: str = __file__,
+              env: dict | None = None) -> tuple[dict | None, float, str]:
+    """Runs ``script`` (default: this one) as a child; returns (its JSON, wall seconds from spawn to exit, stderr tail)."""
+    cmd = [python, os.path.abspath(script), *args]
     start = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return None, time.perf_counter() - start, "timed out"
     wall = time.perf_counter() - start

@@ -121,11 +121,12 @@ def test_pooled_samples_spread_over_chains(data):
     np.testing.assert_array_equal(draws, np.sort(np.asarray(post.state.buffer["w"][:, 0])))
 
 
-def test_a_huge_sample_buffer_is_announced(data, monkeypatch):
-    monkeypatch.setattr(importlib.import_module("bayesjax.run"), "BUFFER_WARNING_BYTES", 1000)
-    with pytest.warns(UserWarning, match="sample buffer holds 300 positions x 2 chains"):
-        bj.run(jax.random.key(0), random_walk(), {"w": jnp.zeros(2)}, data, num_steps=300, num_chains=2,
-               progress=False)
+def test_the_default_sample_buffer_is_capped_with_a_warning(data, monkeypatch):
+    monkeypatch.setattr(importlib.import_module("bayesjax.run"), "DEFAULT_BUFFER_BYTES", 1000)
+    with pytest.warns(UserWarning, match="keeps the last 62 per chain"):  # 1000 bytes / (2 chains x 8 bytes)
+        post = bj.run(jax.random.key(0), random_walk(0.0), {"w": jnp.zeros(2)}, data, num_steps=300,
+                      num_chains=2, progress=False)
+    np.testing.assert_array_equal(np.sort(np.asarray(post.state.buffer["w"][0, :, 0])), np.arange(239, 301))
 
 
 def test_unshuffled_run_feeds_the_data_in_order_as_a_stream():
@@ -136,3 +137,49 @@ def test_unshuffled_run_feeds_the_data_in_order_as_a_stream():
     # batch t is examples [4t, 4t + 4), wrapping after the third batch; info is the batch's mean label
     np.testing.assert_array_equal(post.info[:, 0], [1.5, 5.5, 9.5, 1.5, 5.5, 9.5, 1.5, 5.5])
     np.testing.assert_array_equal(post.info[:, 0], post.info[:, 1])
+
+
+def test_chunked_runs_equal_one_scan(data):
+    # A progress bar cuts the run into jitted chunks (here 7 steps -> 7 chunks of 1, and 23 -> 2-step chunks
+    # with one padded step); the numbers are those of one scan.
+    for num_steps in (7, 23):
+        kwargs = dict(num_steps=num_steps, batch_size=8, num_chains=2, burnin=2)
+        plain = bj.run(jax.random.key(3), random_walk(), {"w": jnp.zeros(2)}, data, progress=False, **kwargs)
+        chunked = bj.run(jax.random.key(3), random_walk(), {"w": jnp.zeros(2)}, data, progress=True, **kwargs)
+        chex.assert_trees_all_equal(plain.state, chunked.state)
+        chex.assert_trees_all_equal(plain.info, chunked.info)
+
+
+class Crash(Exception):
+    pass
+
+
+def test_a_crashed_run_resumes_from_its_checkpoint(data, tmp_path, monkeypatch):
+    run_module = importlib.import_module("bayesjax.run")
+    kwargs = dict(num_steps=40, batch_size=8, num_chains=3, burnin=10, thin=2, progress=False,
+                  checkpoint=tmp_path / "run.npz", checkpoint_every=0.0)
+    advance, calls = run_module._advance, []
+
+    def crash_after_five_chunks(*args):
+        calls.append(args[-1])
+        if len(calls) > 5:
+            raise Crash
+        return advance(*args)
+
+    monkeypatch.setattr(run_module, "_advance", crash_after_five_chunks)
+    with pytest.raises(Crash):
+        bj.run(jax.random.key(4), random_walk(), {"w": jnp.zeros(2)}, data, **kwargs)
+    monkeypatch.setattr(run_module, "_advance", advance)
+    resumed = bj.run(jax.random.key(4), random_walk(), {"w": jnp.zeros(2)}, data, **kwargs)
+    uninterrupted = bj.run(jax.random.key(4), random_walk(), {"w": jnp.zeros(2)}, data,
+                           **(kwargs | {"checkpoint": None}))
+    chex.assert_trees_all_equal(resumed.state, uninterrupted.state)
+    chex.assert_trees_all_equal(resumed.info, uninterrupted.info)
+    # A finished run's snapshot is reused as is; other settings or a damaged file are refused.
+    again = bj.run(jax.random.key(4), random_walk(), {"w": jnp.zeros(2)}, data, **kwargs)
+    chex.assert_trees_all_equal(again.state, uninterrupted.state)
+    with pytest.raises(ValueError, match="different run"):
+        bj.run(jax.random.key(5), random_walk(), {"w": jnp.zeros(2)}, data, **kwargs)
+    (tmp_path / "run.npz").write_bytes(b"torn")
+    with pytest.raises(ValueError, match="cannot be read"):
+        bj.run(jax.random.key(4), random_walk(), {"w": jnp.zeros(2)}, data, **kwargs)

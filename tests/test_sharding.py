@@ -1,4 +1,6 @@
 """Chains and data over devices (4 forced CPU devices in the test session)."""
+import importlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -76,3 +78,26 @@ def test_full_batch_run_on_a_data_mesh(problem):
                      mesh=bj.sharding.mesh(chains=2, data=2))
     np.testing.assert_allclose(sharded.state.inner.position["Dense_0"]["kernel"],
                                single.state.inner.position["Dense_0"]["kernel"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("chunk_size", [None, 4, 3])
+def test_predictive_reduces_sharded_samples_without_gathering_them(problem, chunk_size):
+    lj, params, (x, _) = problem
+    samples = jax.vmap(lambda k: MODEL.init(k, x[:1]))(jax.random.split(jax.random.key(2), 16))
+    sharded = jax.device_put(samples, bj.sharding.chain_sharding(bj.sharding.mesh(chains=4)))
+    predict = jax.jit(lambda s: bj.predictive(MODEL.apply, s, x, lj.likelihood, chunk_size=chunk_size).log_probs)
+    if chunk_size == 3:  # outside jit the chunk is rounded up to a multiple of the 4 devices
+        predict = lambda s: bj.predictive(MODEL.apply, s, x, lj.likelihood, chunk_size=3).log_probs
+    else:
+        assert "all-gather" not in predict.lower(sharded).compile().as_text()
+    np.testing.assert_allclose(predict(sharded), predict(samples), rtol=1e-5, atol=1e-6)
+
+
+def test_chains_are_placed_on_the_mesh_from_initialization(problem):
+    lj, params, (x, y) = problem
+    mesh = bj.sharding.mesh(chains=4)
+    run_module = importlib.import_module("bayesjax.run")
+    config = run_module.RunConfig(num_steps=4, batch_size=16, num_chains=8, buffer=(2, 0, 1), mesh=mesh)
+    chains = run_module._start(bj.sgld(lj, 1e-3), config, jax.random.key(0), params, x.shape[0])
+    for leaf in jax.tree.leaves(chains.states):
+        assert leaf.sharding.spec[0] == "chains" and len(leaf.sharding.device_set) == 4
