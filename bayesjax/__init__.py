@@ -15,6 +15,7 @@ from bayesjax.inference.hmc import build_nuts as nuts
 from bayesjax.inference.laplace import LaplacePosterior, laplace
 from bayesjax.inference.laplace import build as streaming_laplace
 from bayesjax.inference.map import build as map  # noqa: A001 (bj.map is the public name)
+from bayesjax.inference.online import online
 from bayesjax.inference.sgmcmc import build_cyclical_sgld as cyclical_sgld
 from bayesjax.inference.sgmcmc import build_sghmc as sghmc
 from bayesjax.inference.sgmcmc import build_sgld as sgld
@@ -56,6 +57,7 @@ __all__ = [
     "metrics",
     "models",
     "nuts",
+    "online",
     "predictive",
     "priors",
     "run",

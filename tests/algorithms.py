@@ -42,6 +42,14 @@ BUILDERS = {
     "swag": lambda lj: bj.swag(lj, optax.sgd(1e-2), rank=2),
     "multiswag": lambda lj: bj.multiswag(lj, optax.sgd(1e-2), 2,
                                          init=lambda k: MODEL.init(k, np.zeros((1, 4), np.float32)), rank=2),
+    "online_ekf": lambda lj: bj.online(lj, "ekf", process_noise=1e-4),
+    "online_ekf_full": lambda lj: bj.online(lj, "ekf", structure="full", forgetting=0.9),
+    "online_laplace_diag": lambda lj: bj.online(lj, "laplace_diag", optimizer=optax.adam(1e-2), num_inner_steps=3,
+                                                process_noise=1e-4),
+    "online_laplace_kfac": lambda lj: bj.online(lj, "laplace_kfac", forgetting=0.95, predictive="mc",
+                                                num_predictive_samples=4),
+    "online_vi": lambda lj: bj.online(lj, "vi", optimizer=optax.adam(1e-2), num_inner_steps=3, num_mc_samples=2,
+                                      likelihood_weight=lambda t: 1.0 / (1.0 + t)),
 }
 FULL_BATCH = {"hmc", "nuts"}
 """Full-batch methods: the battery feeds them all examples."""

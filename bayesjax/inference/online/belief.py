@@ -1,0 +1,172 @@
+r"""The Gaussian belief of online learning, and its view as a Laplace posterior.
+
+Every online method carries a Gaussian belief over the weights,
+
+    q_t(theta) = N(theta | mu_t, P_t^{-1}),      P_t = c_prior Delta + K_t,
+
+where ``Delta`` is the precision of the log-joint's Gaussian prior,
+``c_prior`` the factor on the log-prior in the tempered target
+(``1 / T`` for ``tempering="posterior"``, 1 for ``"likelihood"``) and ``K_t``
+the information the data have added, in one of the Laplace package's
+curvature structures (:class:`~bayesjax.inference.laplace.DiagCurvature`,
+``FullCurvature``, ``KronCurvature``). Each batch's log-likelihood enters with
+the factor ``c_lik = w_t / T`` (``w_t`` the per-step likelihood weight), so
+with ``w_t = 1`` and no forgetting the belief after the last batch targets the
+same tempered posterior as every other method in the package:
+
+    p_T(theta | D_{1:t}) ∝ p(D_t | theta)^{1/T} p_T(theta | D_{1:t-1}),
+    p_T(theta | D_0) ∝ p(theta)^{c_prior}.
+
+The belief is read through :class:`~bayesjax.inference.laplace.LaplacePosterior`
+(with ``P = K + c_prior Delta``: unit curvature coefficient), so sampling, the
+linearized (GLM) predictive and the structured algebra of diag / full / KFAC
+precisions are the Laplace package's own. For KFAC, ``K`` is stored as
+Kronecker factors summed over the examples seen, ``A = sum a a^T`` and
+``G = c_lik sum g g^T``, with the (decayed) example count ``m``: the layer's
+block is ``A (x) G / m`` as in the Laplace package (Martens & Grosse 2015;
+Ritter, Botev & Barber 2018).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+from bayesjax._checks import check_positive
+from bayesjax.inference.laplace import curvature as curv
+from bayesjax.inference.laplace import posterior as posteriors
+from bayesjax.inference.laplace.posterior import LaplacePosterior, Target
+from bayesjax.inference.vi.meanfield import float_dtype
+from bayesjax.logjoint import LogJoint
+from bayesjax.types import Array, Batch, Params
+
+LikelihoodWeight = float | Array | Callable[[Array], Array]
+"""A constant likelihood weight ``w`` or a schedule ``step count -> w``."""
+
+HESSIAN_OF = {curv.DiagCurvature: "diag", curv.FullCurvature: "full", curv.KronCurvature: "kfac"}
+
+
+def check_log_joint(log_joint: LogJoint) -> None:
+    """TypeError / ValueError unless ``log_joint`` is a LogJoint with a Gaussian prior."""
+    if not isinstance(log_joint, LogJoint):
+        raise TypeError(f"online learning needs a LogJoint from bj.log_joint, got {type(log_joint).__name__}")
+    if log_joint.prior.stddev is None:
+        raise ValueError(
+            "online learning starts from a Gaussian belief: the log-joint needs a Gaussian prior "
+            "(bj.priors.gaussian or bj.priors.layerwise, which expose stddev)"
+        )
+
+
+def check_weight(likelihood_weight: LikelihoodWeight) -> None:
+    """ValueError unless a constant ``likelihood_weight`` is finite and > 0."""
+    if not callable(likelihood_weight):
+        check_positive("likelihood_weight", likelihood_weight)
+
+
+def likelihood_coefficient(log_joint: LogJoint, likelihood_weight: LikelihoodWeight, count: Array) -> Array:
+    """``c_lik = w_t / T``, the factor on batch t's log-likelihood (``count`` = t - 1 batches seen)."""
+    weight = likelihood_weight(count) if callable(likelihood_weight) else likelihood_weight
+    return weight * log_joint.combine(1.0, 0.0)
+
+
+def prior_coefficient(log_joint: LogJoint) -> Array:
+    """``c_prior``, the factor on the log-prior: ``1 / T`` (posterior tempering) or 1 (likelihood tempering)."""
+    return log_joint.combine(0.0, 1.0)
+
+
+def batch_log_likelihood(log_joint: LogJoint, params: Params, batch: Batch) -> Array:
+    """``sum_{i in B} log p(y_i | x_i, params)``: untempered and, unlike ``LogJoint.log_likelihood``, unscaled."""
+    x, y = batch
+    return jnp.sum(log_joint.likelihood.log_prob(log_joint.apply(params, x), y))
+
+
+def prior_precision(log_joint: LogJoint, params: Params, hessian: str) -> Params:
+    """``Delta``, the Gaussian prior's per-leaf precision (a scalar per leaf for KFAC)."""
+    return posteriors.normalize_prior_precision(None, params, log_joint, hessian)
+
+
+def initial_curvature(hessian: str, params: Params) -> curv.Curvature:
+    """``K_0 = 0``: the belief before any data is the (tempered) prior."""
+    return curv.zeros(hessian, params)
+
+
+def laplace_view(log_joint: LogJoint, mean: Params, curvature: curv.Curvature, num_seen: Array,
+                 c_prior: Array) -> LaplacePosterior:
+    """The belief ``N(mean, (K + c_prior Delta)^{-1})`` as a factorized :class:`LaplacePosterior`.
+
+    Args:
+      log_joint: supplies the model, likelihood and prior.
+      mean: the belief's mean.
+      curvature: ``K`` (already carrying ``c_lik``).
+      num_seen: the (decayed) example count ``m`` that divides KFAC factors.
+      c_prior: the factor on the prior precision.
+    """
+    hessian = HESSIAN_OF[type(curvature)]
+    dtype = float_dtype(mean)
+    count = jnp.where(num_seen > 0, num_seen, 1.0).astype(dtype)
+    one = jnp.ones((), dtype)
+    post = LaplacePosterior(
+        mean, curvature, prior_precision(log_joint, mean, hessian), one, jnp.asarray(c_prior, dtype), count,
+        count, jnp.zeros((), dtype), one, factor=None, target=Target(log_joint), hessian=hessian,
+        curvature_type="ggn", subset=None,
+    )
+    return dataclasses.replace(post, factor=posteriors.factorize(post))
+
+
+def apply_precision(post: LaplacePosterior, tree: Params, power: int) -> Params:
+    """``P v`` (``power=1``) or ``P^{-1} v`` (``power=-1``) for the belief's structured precision ``P``."""
+    if post.hessian == "diag":
+        a, b = posteriors.coefficients(post)
+        return jax.tree.map(lambda v, k, d: v * (a * k + b * d) ** power, tree, post.curvature.diag,
+                            post.prior_precision)
+    flat, unravel = ravel_pytree(tree)
+    if post.hessian == "full":
+        chol = post.factor
+        if power == 1:
+            return unravel(chol @ (chol.T @ flat))
+        return unravel(jax.scipy.linalg.cho_solve((chol, True), flat))
+    result: dict = {}
+    for layer, factor, eigen, delta_kernel, delta_bias in posteriors.kron_layers(post):
+        eig_kernel, eig_bias = posteriors.kron_eigenvalues(post, factor, eigen, delta_kernel, delta_bias)
+        node = posteriors._get(tree, layer.path)
+        rotated = eigen.eigvecs_a.T @ node["kernel"] @ eigen.eigvecs_g
+        curv._set_path(result, layer.path + ("kernel",),
+                       eigen.eigvecs_a @ (rotated * eig_kernel**power) @ eigen.eigvecs_g.T)
+        if layer.has_bias:
+            curv._set_path(result, layer.path + ("bias",),
+                           eigen.eigvecs_g @ ((eigen.eigvecs_g.T @ node["bias"]) * eig_bias**power))
+    return result
+
+
+def add_curvature(curvature: curv.Curvature, num_seen: Array, new: curv.Curvature, c_lik: Array,
+                  batch_size: int) -> tuple[curv.Curvature, Array]:
+    """``K + c_lik K_new`` (KFAC: ``A + A_new``, ``G + c_lik G_new``) and ``m + |B|``."""
+    if isinstance(new, curv.KronCurvature):
+        factors = {key: curv.KronFactor(f.A + new.factors[key].A, f.G + c_lik * new.factors[key].G)
+                   for key, f in curvature.factors.items()}
+        return curv.KronCurvature(factors), num_seen + batch_size
+    return jax.tree.map(lambda k, n: k + c_lik * n, curvature, new), num_seen + batch_size
+
+
+def batch_curvature(log_joint: LogJoint, hessian: str, params: Params, batch: Batch) -> tuple[curv.Curvature, Array]:
+    """The GGN of the batch's summed log-likelihood at ``params`` (Laplace package), and that sum."""
+    x, y = batch
+    total, log_likelihood, _ = curv.accumulate(
+        curv.zeros(hessian, params), hessian, "ggn", log_joint.apply, log_joint.likelihood, params, None,
+        jnp.asarray(x), jnp.asarray(y), x.shape[0],
+    )
+    return total, log_likelihood
+
+
+def tree_vdot(a: Params, b: Params) -> Array:
+    """``sum_i a_i b_i`` over every leaf."""
+    return sum(jnp.vdot(u, v) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def tempered_prior(log_joint: LogJoint, mean: Params, c_prior: Array) -> Params:
+    """``c_prior Delta`` with every leaf at its weight's full shape."""
+    delta = prior_precision(log_joint, mean, "diag")
+    return jax.tree.map(lambda d, m: jnp.broadcast_to(c_prior * d, m.shape).astype(m.dtype), delta, mean)
