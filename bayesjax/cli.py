@@ -1,8 +1,9 @@
 """The ``bayesjax`` command.
 
-``bayesjax compare --dataset digits --methods map`` trains each method on the
+``bayesjax compare --dataset digits`` trains every inference method on the
 same data, evaluates its Bayesian model average on the test split and writes
-``results.json`` and ``reliability.png`` into ``--out``.
+``results.json``, ``results.csv`` and reliability diagrams (1-D regression:
+``bands.png``) into ``--out`` (see :mod:`bayesjax.compare`).
 
 ``bayesjax sweep --dataset digits --method sgld`` runs a cold-posterior
 temperature x seed sweep (resumable) and writes ``results.json``,
@@ -14,79 +15,9 @@ JAX's persistent compilation cache.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
 import sys
-import time
-from typing import Callable, NamedTuple
-
-
-class MethodSetup(NamedTuple):
-    """How the command runs one method: its algorithm and driver settings."""
-
-    algorithm: object
-    run_kwargs: dict
-    num_predictive_samples: int
-
-
-def _map_setup(log_joint, args) -> MethodSetup:
-    import optax
-
-    from bayesjax.inference.map import build
-
-    return MethodSetup(build(log_joint, optax.adam(args.learning_rate)), {}, 1)
-
-
-def _chain_kwargs(args, num_chains: int = 4) -> dict:
-    """Sampler runs: several chains, second half kept, 25 draws per chain."""
-    burnin = args.steps // 2
-    return {"num_chains": num_chains, "burnin": burnin, "thin": max(1, (args.steps - burnin) // 25)}
-
-
-def _sgld_setup(log_joint, args) -> MethodSetup:
-    from bayesjax.inference.sgmcmc import build_sgld
-
-    return MethodSetup(build_sgld(log_joint, args.step_size), _chain_kwargs(args), 100)
-
-
-def _sghmc_setup(log_joint, args) -> MethodSetup:
-    from bayesjax.inference.sgmcmc import build_sghmc
-
-    # SGD-with-momentum form: the drift's effective learning rate is step_size / friction.
-    friction = 0.1
-    return MethodSetup(build_sghmc(log_joint, friction * args.step_size, friction), _chain_kwargs(args), 100)
-
-
-def _cyclical_setup(log_joint, args) -> MethodSetup:
-    from bayesjax.inference.sgmcmc import build_cyclical_sgld
-
-    algorithm = build_cyclical_sgld(log_joint, 2 * args.step_size, num_cycles=4, num_steps=args.steps)
-    return MethodSetup(algorithm, {"num_chains": 4, "thin": max(1, args.steps // 100)}, 100)
-
-
-def _meanfield_vi_setup(log_joint, args) -> MethodSetup:
-    import optax
-
-    from bayesjax.inference.vi import build_meanfield
-
-    return MethodSetup(build_meanfield(log_joint, optax.adam(args.learning_rate)), {}, 100)
-
-
-def _ensemble_setup(log_joint, args) -> MethodSetup:
-    """Deep ensemble: MAP chains from independent initializations, one draw per member."""
-    setup = _map_setup(log_joint, args)
-    return setup._replace(run_kwargs={"num_chains": 5, "independent_init": True}, num_predictive_samples=5)
-
-
-METHODS: dict[str, Callable] = {
-    "map": _map_setup,
-    "deep_ensemble": _ensemble_setup,
-    "meanfield_vi": _meanfield_vi_setup,
-    "sgld": _sgld_setup,
-    "sghmc": _sghmc_setup,
-    "cyclical_sgld": _cyclical_setup,
-}
 
 
 def _enable_compilation_cache() -> None:
@@ -98,69 +29,18 @@ def _enable_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
 
 
-def _model(args, dataset):
-    from bayesjax import models
-
-    num_outputs = dataset.num_classes if dataset.task == "classification" else 1
-    if args.model == "cnn":
-        return models.cnn(num_outputs)
-    return models.mlp([int(h) for h in args.hidden.split(",")], num_outputs)
-
-
-def _likelihood(dataset):
-    from bayesjax import likelihoods
-
-    return likelihoods.categorical() if dataset.task == "classification" else likelihoods.gaussian(1.0)
-
-
 def compare(args) -> list[dict]:
-    """Trains and evaluates every method in ``args.methods``; returns one row per method."""
-    import jax
+    """Runs the comparison of :mod:`bayesjax.compare` with the command's settings."""
+    from bayesjax import compare as comparison
 
-    import bayesjax as bj
-
-    unknown = [m for m in args.methods if m not in METHODS]
-    if unknown:
-        raise SystemExit(f"unknown method(s) {unknown}; available: {sorted(METHODS)}")
-    dataset = bj.data.load(args.dataset, split=args.split, root=args.data_root)
-    model = _model(args, dataset)
-    likelihood = _likelihood(dataset)
-    prior = bj.priors.gaussian(args.prior_scale)
-    log_joint = bj.log_joint(model.apply, prior, likelihood, num_data=len(dataset.y_train),
-                             temperature=args.temperature)
-    key = jax.random.key(args.seed)
-    init_key, run_key, sample_key = jax.random.split(key, 3)
-    params = model.init(init_key, dataset.x_train[:1])
-
-    rows, predictives = [], {}
-    for name in args.methods:
-        setup = METHODS[name](log_joint, args)
-        run_kwargs = dict(setup.run_kwargs)
-        start_params = (lambda k: model.init(k, dataset.x_train[:1])) if run_kwargs.pop("independent_init", False) \
-            else params
-        start = time.perf_counter()
-        posterior = bj.run(run_key, setup.algorithm, start_params, (dataset.x_train, dataset.y_train),
-                           num_steps=args.steps, batch_size=min(args.batch_size, len(dataset.y_train)),
-                           progress=not args.quiet, **run_kwargs)
-        jax.block_until_ready(posterior.state)
-        seconds = time.perf_counter() - start
-        samples = posterior.sample(sample_key, setup.num_predictive_samples)
-        start = time.perf_counter()
-        pred = jax.block_until_ready(bj.predictive(model.apply, samples, dataset.x_test, likelihood))
-        predict_seconds = time.perf_counter() - start
-        metrics = bj.metrics.evaluate(pred, dataset.y_test, y_std=dataset.y_std)
-        predictives[name] = pred
-        rows.append({"method": name, "train_seconds": seconds, "predict_seconds": predict_seconds, **metrics})
-
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    config = {k: v for k, v in vars(args).items() if k != "func"}
-    (out / "results.json").write_text(json.dumps({"config": config, "results": rows}, indent=2))
-    if dataset.task == "classification":
-        from bayesjax.plots import reliability_diagram
-
-        reliability_diagram(predictives, dataset.y_test, out / "reliability.png")
-    return rows
+    config = comparison.CompareConfig(
+        dataset=args.dataset, methods=args.methods, model=args.model, hidden=_ints(args.hidden),
+        prior_scale=args.prior_scale, temperature=args.temperature, noise_std=args.noise_std,
+        batch_size=args.batch_size, learning_rate=args.learning_rate, step_size=args.step_size, steps=args.steps,
+        members=args.members, samples=args.samples, laplace_predictive=args.laplace_predictive, ood=args.ood,
+        hmc_max_params=args.hmc_max_params, seed=args.seed, split=args.split, data_root=args.data_root,
+    )
+    return comparison.run_compare(config, args.out, progress=not args.quiet)
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -202,10 +82,20 @@ def sweep(args) -> list[dict]:
                                "grad_noise_ratio", "configurational_temperature")} for r in rows]
 
 
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
 def format_table(rows: list[dict]) -> str:
-    """Rows of metrics as an aligned text table."""
+    """Rows of metrics as an aligned text table (``None`` as ``-``)."""
     columns = list(rows[0])
-    cells = [[f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c]) for c in columns] for row in rows]
+    cells = [[_cell(row[c]) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
@@ -213,22 +103,42 @@ def format_table(rows: list[dict]) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from bayesjax import compare as comparison
+
     parser = argparse.ArgumentParser(prog="bayesjax", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    cmp = commands.add_parser("compare", help="train and evaluate methods on one data set")
-    cmp.add_argument("--dataset", default="digits")
+    cmp = commands.add_parser(
+        "compare", help="train and evaluate every method on one data set",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Trains each method on the training split and evaluates its Bayesian model average on the "
+                    "test split.\ntrain_seconds and predict_seconds exclude JAX compilation (compile_seconds). "
+                    "HMC, the reference for\nagreement / total variation, runs when the model has at most "
+                    "--hmc-max-params weights.",
+        epilog=f"methods and default budgets (--steps / --members / --samples replace them for every method):\n"
+               f"{comparison.describe_methods()}",
+    )
+    cmp.add_argument("--dataset", default="digits", help="any bj.data name; 1-D regression (gap) draws bands.png")
     cmp.add_argument("--split", type=int, default=0)
     cmp.add_argument("--data-root", default=None, help="folder of on-disk data sets (UCI, fashion_mnist)")
-    cmp.add_argument("--methods", type=lambda s: s.split(","), default=["map"],
-                     help=f"comma-separated, from: {', '.join(sorted(METHODS))}")
+    cmp.add_argument("--methods", type=_names, default=None, help="comma-separated (default: all, see below)")
     cmp.add_argument("--model", choices=["mlp", "cnn"], default="mlp")
     cmp.add_argument("--hidden", default="50,50", help="MLP hidden widths")
     cmp.add_argument("--prior-scale", type=float, default=1.0)
     cmp.add_argument("--temperature", type=float, default=1.0)
-    cmp.add_argument("--steps", type=int, default=2000)
+    cmp.add_argument("--noise-std", type=float, default=0.15,
+                     help="regression observation noise, in standardized target units")
     cmp.add_argument("--batch-size", type=int, default=128)
-    cmp.add_argument("--learning-rate", type=float, default=1e-3)
-    cmp.add_argument("--step-size", type=float, default=1e-4, help="SG-MCMC step size")
+    cmp.add_argument("--learning-rate", type=float, default=1e-3, help="Adam (MAP, ensembles, VI)")
+    cmp.add_argument("--step-size", type=float, default=None,
+                     help="SG-MCMC step size (default: 0.15 / N, times noise_std^2 in regression; digits: 1.04e-4)")
+    cmp.add_argument("--steps", type=int, default=None, help="steps of every method (default: per method)")
+    cmp.add_argument("--members", type=int, default=None, help="members / chains of every method")
+    cmp.add_argument("--samples", type=int, default=None, help="predictive draws of every method")
+    cmp.add_argument("--laplace-predictive", choices=["glm", "mc"], default="glm",
+                     help="Laplace: linearized (probit) or Monte Carlo weight-space predictive")
+    cmp.add_argument("--ood", default=None, help="rot90, flip or noise (default: rot90 for images, else noise)")
+    cmp.add_argument("--hmc-max-params", type=int, default=comparison.HMC_MAX_PARAMS,
+                     help="largest model (weights) for the HMC reference")
     cmp.add_argument("--seed", type=int, default=0)
     cmp.add_argument("--out", default="results/compare")
     cmp.add_argument("--quiet", action="store_true")

@@ -46,7 +46,6 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from blackjax.diagnostics import effective_sample_size, potential_scale_reduction
 
 from bayesjax.base import BufferedState, ordered_samples
 from bayesjax.likelihoods import CLASSIFICATION, Likelihood
@@ -170,12 +169,16 @@ def _rank_normalize(x: Array) -> Array:
 @jax.jit
 def _pooled_split_rhat(x: Array) -> Array:
     """``[C, K, E] -> [E]``."""
+    from blackjax.diagnostics import potential_scale_reduction  # lazily: see bayesjax.inference.hmc._blackjax
+
     return potential_scale_reduction(_split_chains(x), chain_axis=0, sample_axis=1).reshape(x.shape[2:])
 
 
 @jax.jit
 def _pooled_ess(x: Array) -> Array:
     """``[C, K, E] -> [E]``."""
+    from blackjax.diagnostics import effective_sample_size  # lazily: see bayesjax.inference.hmc._blackjax
+
     z = _rank_normalize(_split_chains(x))
     return effective_sample_size(z, chain_axis=0, sample_axis=1).reshape(x.shape[2:])
 

@@ -1,44 +1,57 @@
-import json
+"""The ``bayesjax compare`` command line: its help and its refusals (the runs are in test_compare.py)."""
+import os
+import subprocess
+import sys
 
 import pytest
 
-from bayesjax import cli
+from bayesjax import cli, compare
 
 
-def test_compare_writes_table_json_and_figure(tmp_path, capsys):
-    code = cli.main(["compare", "--dataset", "digits", "--methods", "map", "--steps", "200",
-                     "--out", str(tmp_path), "--quiet"])
-    assert code == 0
-    table = capsys.readouterr().out
-    header = table.splitlines()[0].split()
-    assert header == ["method", "train_seconds", "predict_seconds", "accuracy", "nll", "ece", "brier"]
-    results = json.loads((tmp_path / "results.json").read_text())
-    row = results["results"][0]
-    assert row["method"] == "map" and 0.8 < row["accuracy"] <= 1.0
-    assert results["config"]["steps"] == 200
-    assert (tmp_path / "reliability.png").stat().st_size > 1000
+def test_help_lists_every_method_with_its_budget(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["compare", "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    for name, method in compare.METHODS.items():
+        line = next(line for line in text.splitlines() if line.startswith(name + " "))
+        assert line.split()[1:4] == [str(method.budget.steps or "MAP"), str(method.budget.members),
+                                     str(method.budget.samples)]
+    assert "exclude JAX compilation" in text and "--hmc-max-params" in text
 
 
-def test_compare_runs_every_method(tmp_path, capsys):
-    methods = sorted(cli.METHODS)
-    assert cli.main(["compare", "--methods", ",".join(methods), "--steps", "100", "--hidden", "16",
-                     "--out", str(tmp_path), "--quiet"]) == 0
-    rows = json.loads((tmp_path / "results.json").read_text())["results"]
-    assert [r["method"] for r in rows] == methods
-    assert all(0.1 < r["accuracy"] <= 1.0 for r in rows)
+@pytest.mark.parametrize("args, message", [
+    (["--methods", "map,sgld_typo"], "unknown method"),
+    (["--methods", "map,map"], "without repeats"),
+    (["--dataset", "digitz"], "unknown dataset"),
+    (["--temperature", "0"], "temperature"),
+    (["--steps", "0"], "steps"),
+    (["--steps", "1"], "steps must be an integer >= 2"),
+    (["--samples", "-3"], "samples"),
+    (["--hidden", "8,x"], "invalid literal"),
+    (["--ood", "blur"], "ood must be one of"),
+    (["--dataset", "iris", "--ood", "rot90"], "needs images"),
+    (["--dataset", "gap", "--ood", "noise"], "regression"),
+    (["--methods", "hmc", "--hmc-max-params", "100"], "HMC limit"),
+    (["--methods", "laplace_kfac", "--model", "cnn"], "Dense layers"),
+])
+def test_bad_arguments_exit_nonzero_without_writing(tmp_path, capsys, args, message):
+    out = tmp_path / "out"
+    assert cli.main(["compare", *args, "--out", str(out), "--quiet"]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
 
 
-def test_compare_regression_dataset(tmp_path, capsys):
-    assert cli.main(["compare", "--dataset", "diabetes", "--steps", "50", "--out", str(tmp_path), "--quiet"]) == 0
-    assert "rmse" in capsys.readouterr().out.splitlines()[0]
-    assert not (tmp_path / "reliability.png").exists()
+def test_argparse_refusals_exit_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["compare", "--model", "rnn", "--out", str(tmp_path / "out")])
+    assert exit_.value.code == 2 and "invalid choice" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
-def test_unknown_method_is_refused(tmp_path):
-    with pytest.raises(SystemExit, match="unknown method"):
-        cli.main(["compare", "--methods", "sgld_typo", "--out", str(tmp_path)])
-
-
-def test_bad_input_is_an_error_message(tmp_path, capsys):
-    assert cli.main(["compare", "--temperature", "0", "--out", str(tmp_path), "--quiet"]) == 2
-    assert "temperature" in capsys.readouterr().err
+def test_importing_the_command_leaves_the_host_split_to_it():
+    # `bayesjax` splits the CPU into devices before JAX starts; importing the package must not start JAX.
+    code = ("import bayesjax.cli; from jax._src import xla_bridge; "
+            "assert not xla_bridge.backends_are_initialized(), 'import started the JAX backend'")
+    subprocess.run([sys.executable, "-c", code], check=True, env={k: v for k, v in os.environ.items()
+                                                                  if k != "XLA_FLAGS"})

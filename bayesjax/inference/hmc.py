@@ -70,9 +70,6 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from blackjax.adaptation import window_adaptation as blackjax_window_adaptation
-from blackjax.mcmc import hmc as blackjax_hmc
-from blackjax.mcmc import nuts as blackjax_nuts
 
 from bayesjax._checks import check_int, check_positive, concrete
 from bayesjax.base import Algorithm, bind_log_joint, repeat_params
@@ -90,6 +87,19 @@ __all__ = [
     "sample",
     "step",
 ]
+
+
+def _blackjax():
+    """blackjax's modules, imported on first use.
+
+    Importing blackjax starts JAX's backend (it builds arrays at import), which
+    must wait until :func:`bayesjax.sharding.use_all_cpu_cores` has split the
+    host into devices; so ``import bayesjax`` does not import it.
+    """
+    from blackjax.adaptation import window_adaptation
+    from blackjax.mcmc import hmc, nuts
+
+    return window_adaptation, hmc, nuts
 
 
 class HMCState(NamedTuple):
@@ -190,7 +200,7 @@ def _window_adaptation(diagonal_mass_matrix: bool, target_acceptance_rate: float
         # ``window_adaptation``, which cannot run inside one step; ``base`` is the
         # released per-step API.
         warnings.simplefilter("ignore", DeprecationWarning)
-        return blackjax_window_adaptation.base(diagonal_mass_matrix, target_acceptance_rate)
+        return _blackjax()[0].base(diagonal_mass_matrix, target_acceptance_rate)
 
 
 def _check_full_batch(method: str, log_joint: LogJoint, batch: Batch) -> None:
@@ -236,7 +246,7 @@ def _transition(
                            (state.logdensity, state.logdensity_grad)),
         lambda: (state.logdensity, state.logdensity_grad),
     )
-    chain = blackjax_hmc.HMCState(state.position, logdensity, logdensity_grad)
+    chain = _blackjax()[1].HMCState(state.position, logdensity, logdensity_grad)
     chain, info = kernel(key, chain, logdensity_fn, state.step_size, state.inverse_mass_matrix)
     position, logdensity, logdensity_grad = _cast_like(
         tuple(chain), (state.position, state.logdensity, state.logdensity_grad)
@@ -245,7 +255,7 @@ def _transition(
     adaptation, step_size, inverse_mass_matrix = state.adaptation, state.step_size, state.inverse_mass_matrix
     if num_adaptation_steps > 0:
         _, update, final = _window_adaptation(diagonal_mass_matrix, target_acceptance_rate)
-        schedule = blackjax_window_adaptation.build_schedule(num_adaptation_steps)
+        schedule = _blackjax()[0].build_schedule(num_adaptation_steps)
         stage, is_window_end = schedule[jnp.minimum(state.step, num_adaptation_steps - 1)]
         current = (state.adaptation, state.step_size, state.inverse_mass_matrix)
 
@@ -352,7 +362,7 @@ def step(
       ValueError: at trace time, if ``batch`` is not the full data set.
     """
     _check_full_batch("HMC", log_joint, batch)
-    kernel = blackjax_hmc.build_kernel()
+    kernel = _blackjax()[1].build_kernel()
     jitter_key, kernel_key = jax.random.split(key)
     dtype = state.step_size.dtype
     jitter = jax.random.uniform(jitter_key, (), dtype, minval=-1.0, maxval=1.0)
@@ -406,7 +416,7 @@ def nuts_step(
       ValueError: at trace time, if ``batch`` is not the full data set.
     """
     _check_full_batch("NUTS", log_joint, batch)
-    kernel = blackjax_nuts.build_kernel()
+    kernel = _blackjax()[2].build_kernel()
 
     def nuts_kernel(key, chain, logdensity_fn, step_size, inverse_mass_matrix):
         return kernel(key, chain, logdensity_fn, step_size, inverse_mass_matrix, max_num_doublings)
