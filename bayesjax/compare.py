@@ -348,12 +348,6 @@ def _small_model(problem: Problem) -> str | None:
     return None
 
 
-def _dense_layers(problem: Problem) -> str | None:
-    if problem.config.model != "mlp":
-        return "KFAC over every layer factors Dense layers only, and the cnn has convolutions"
-    return None
-
-
 class Method(NamedTuple):
     """One row of the comparison.
 
@@ -377,8 +371,7 @@ METHODS: dict[str, Method] = {
     "laplace_diag": Method(_laplace("diag", "all"), Budget(None, 1, 100),
                            "diagonal GGN Laplace at the MAP", requires="map"),
     "laplace_kfac": Method(_laplace("kfac", "all"), Budget(None, 1, 100),
-                           "KFAC GGN Laplace at the MAP (Dense layers only)", requires="map",
-                           available=_dense_layers),
+                           "KFAC GGN Laplace at the MAP (Dense and Conv layers)", requires="map"),
     "laplace_last_layer": Method(_laplace("kfac", "last_layer"), Budget(None, 1, 100),
                                  "KFAC GGN Laplace of the last layer at the MAP", requires="map"),
     "meanfield_vi": Method(fit_meanfield_vi, Budget(2000, 1, 50), "Bayes by Backprop, Adam at --learning-rate"),

@@ -9,7 +9,9 @@ so memory does not grow with samples x points x classes; regression keeps the
 per-sample means and variances (samples x points) for the exact mixture
 density. The epistemic / aleatoric split follows Depeweg et al. (2018):
 total entropy = expected entropy (aleatoric) + mutual information (epistemic),
-total variance = E[sigma^2] (aleatoric) + Var[mu] (epistemic).
+total variance = E[sigma^2] (aleatoric) + Var[mu] (epistemic); a linearized
+(GLM) predictive adds its function-space variance to the epistemic part
+(:class:`RegressionPredictive`).
 """
 from __future__ import annotations
 
@@ -59,13 +61,26 @@ class ClassificationPredictive(NamedTuple):
 class RegressionPredictive(NamedTuple):
     """Bayesian model average of a regression model: a Gaussian mixture.
 
+    Component s is ``N(mu_s, sigma_s^2 + v_s)``: ``mu_s`` and ``sigma_s^2``
+    are the mean and noise variance of one weight sample (Monte Carlo, where
+    ``v_s = 0``), and ``v_s`` is the variance of the function value itself
+    when a component already integrates over weights in closed form (the
+    linearized / GLM predictive of a Laplace posterior, Immer et al. 2021:
+    ``v = J Sigma J^T``). Then
+
+        aleatoric = E_s[sigma_s^2],   epistemic = Var_s[mu_s] + E_s[v_s],
+        variance  = aleatoric + epistemic.
+
     Attributes:
-      component_mean: per-sample predictive means ``[S, N]``.
-      component_variance: per-sample noise variances ``[S, N]``.
+      component_mean: per-component predictive means ``[S, N]``.
+      component_variance: per-component noise variances ``[S, N]``.
+      function_variance: per-component function-space variances ``[S, N]``,
+        or ``None`` (zero: the Monte Carlo predictive).
     """
 
     component_mean: Array
     component_variance: Array
+    function_variance: Array | None = None
 
     @property
     def mean(self) -> Array:
@@ -74,13 +89,16 @@ class RegressionPredictive(NamedTuple):
 
     @property
     def aleatoric(self) -> Array:
-        """E_theta[sigma^2(x)], ``[N]``."""
+        """E_s[sigma_s^2(x)], ``[N]``."""
         return jnp.mean(self.component_variance, axis=0)
 
     @property
     def epistemic(self) -> Array:
-        """Var_theta[mu(x)], ``[N]``."""
-        return jnp.var(self.component_mean, axis=0)
+        """Var_s[mu_s(x)] + E_s[v_s(x)], ``[N]``."""
+        spread = jnp.var(self.component_mean, axis=0)
+        if self.function_variance is None:
+            return spread
+        return spread + jnp.mean(self.function_variance, axis=0)
 
     @property
     def variance(self) -> Array:
@@ -88,8 +106,10 @@ class RegressionPredictive(NamedTuple):
         return self.aleatoric + self.epistemic
 
     def log_prob(self, y: Array) -> Array:
-        """Exact mixture log density log 1/S sum_s N(y_i | mu_s, sigma_s^2), ``[N]``."""
+        """Exact mixture log density log 1/S sum_s N(y_i | mu_s, sigma_s^2 + v_s), ``[N]``."""
         var = self.component_variance
+        if self.function_variance is not None:
+            var = var + self.function_variance
         log_components = -0.5 * (jnp.log(2 * math.pi * var) + (y - self.component_mean) ** 2 / var)
         return jax.nn.logsumexp(log_components, axis=0) - math.log(var.shape[0])
 

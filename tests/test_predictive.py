@@ -60,6 +60,24 @@ def test_regression_mixture_against_direct(x):
     np.testing.assert_allclose(pred.log_prob(jnp.asarray(y)), np.log(density), rtol=1e-4)
 
 
+def test_function_variance_is_epistemic_and_widens_each_component():
+    """Components N(mu_s, sigma_s^2 + v_s): v (a GLM predictive's J Sigma J^T) is epistemic, sigma^2 aleatoric."""
+    rng = np.random.default_rng(0)
+    mu, noise, v = rng.normal(size=(3, 5)), rng.uniform(0.1, 1.0, (3, 5)), rng.uniform(0.1, 1.0, (3, 5))
+    pred = bj.RegressionPredictive(jnp.asarray(mu), jnp.asarray(noise), jnp.asarray(v))
+    np.testing.assert_allclose(pred.aleatoric, noise.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(pred.epistemic, mu.var(0) + v.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(pred.variance, noise.mean(0) + mu.var(0) + v.mean(0), rtol=1e-6)
+    y = rng.normal(size=5)
+    density = np.mean(stats.norm.pdf(y, mu, np.sqrt(noise + v)), axis=0)
+    np.testing.assert_allclose(pred.log_prob(jnp.asarray(y)), np.log(density), rtol=1e-5)
+    # Metrics read only mean, variance and log_prob: the same as with v folded into the noise.
+    folded = bj.RegressionPredictive(jnp.asarray(mu), jnp.asarray(noise + v))
+    np.testing.assert_allclose(folded.epistemic, mu.var(0), rtol=1e-6)
+    for name, value in bj.metrics.evaluate(pred, jnp.asarray(y)).items():
+        assert value == pytest.approx(bj.metrics.evaluate(folded, jnp.asarray(y))[name], rel=1e-5), name
+
+
 @pytest.mark.parametrize("lik", [bj.likelihoods.categorical(), bj.likelihoods.heteroscedastic_gaussian()],
                          ids=["classification", "regression"])
 @pytest.mark.parametrize("chunk_size", [1, 3, 7])

@@ -2,7 +2,7 @@
 
 One concept per file:
 
-* :mod:`.layers`: finding and tapping flax ``Dense`` layers (inputs, output gradients).
+* :mod:`.layers`: finding and tapping flax ``Dense`` and ``Conv`` layers (inputs or patches, output gradients).
 * :mod:`.curvature`: GGN / empirical-Fisher sums (diag, full, Kronecker factors),
   chunked over data, and the matrix-free GGN-vector product.
 * :mod:`.posterior`: :class:`LaplacePosterior` (sampling, variances, log-determinants).
@@ -10,10 +10,12 @@ One concept per file:
 * :mod:`.marglik`: the Laplace log evidence and prior-precision / noise tuning.
 * :mod:`.algorithm`: the streaming :class:`~bayesjax.base.Algorithm` form.
 * :mod:`.fit`: :func:`laplace`, the post-hoc entry point.
+* :mod:`.compiling`: small programs compiled quickly on CPU (cold starts).
 
 References: MacKay (1992), "A practical Bayesian framework for backpropagation
 networks"; Martens & Grosse (2015), KFAC; Ritter, Botev & Barber (2018), "A
-scalable Laplace approximation for neural networks"; Immer, Korzepa & Bauer
+scalable Laplace approximation for neural networks"; Grosse & Martens (2016),
+KFAC for convolution layers; Immer, Korzepa & Bauer
 (2021), GLM predictive; Daxberger et al. (2021), "Laplace Redux".
 """
 from bayesjax.inference.laplace.algorithm import LaplaceInfo, LaplaceState, build, from_state

@@ -16,7 +16,6 @@ Example:
 """
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import jax
@@ -118,19 +117,29 @@ def from_state(
     names = subsets.resolve(subset, state.mean)
     sub = subsets.select(state.mean, names)
     delta = posteriors.normalize_prior_precision(prior_precision, sub, log_joint, hessian)
-    dtype = jnp.result_type(*jax.tree.leaves(sub))
-    prior_scale = 1.0 / log_joint.temperature if log_joint.tempering == "posterior" else 1.0
-    scalars, factor = _finalize(state, delta, log_joint.temperature, prior_scale, log_joint.num_data, dtype,
-                                hessian, posteriors.Target(log_joint), names)
+    target = posteriors.Target(log_joint)
+    scalars, factor = _finalize(state, delta, log_joint.temperature, prior_scale(log_joint), log_joint.num_data,
+                                hessian, target, names)
+    return assemble(state, delta, scalars, factor, target, hessian, curvature, names, chunk_size)
+
+
+def prior_scale(log_joint: LogJoint):
+    """The factor on the log-prior in the tempered log-joint: ``1 / T`` (posterior tempering) or 1."""
+    return 1.0 / log_joint.temperature if log_joint.tempering == "posterior" else 1.0
+
+
+def assemble(state: LaplaceState, delta, scalars, factor, target: posteriors.Target, hessian: str, curvature: str,
+             names, chunk_size) -> posteriors.LaplacePosterior:
+    """The :class:`~.posterior.LaplacePosterior` from the outputs of :func:`finalize` (host side, no compute)."""
     return posteriors.LaplacePosterior(
-        state.mean, state.curvature, delta, *scalars, factor=factor, target=posteriors.Target(log_joint),
+        state.mean, state.curvature, delta, *scalars, factor=factor, target=target,
         hessian=hessian, curvature_type=curvature, subset=names, chunk_size=chunk_size,
     )
 
 
-@functools.partial(jax.jit, static_argnums=(5, 6, 7, 8))
-def _finalize(state, delta, temperature, prior_scale, num_data, dtype, hessian, target, names):
-    """The posterior's scalars in the parameters' dtype and its factorization, in one compile."""
+def finalize(state, delta, temperature, prior_scale, num_data, hessian, target, names):
+    """The posterior's scalars in the parameters' dtype and its factorization (traceable)."""
+    dtype = jnp.result_type(*jax.tree.leaves(subsets.select(state.mean, names)))
     scalars = (
         jnp.asarray(temperature, dtype),
         jnp.asarray(prior_scale, dtype),
@@ -142,6 +151,9 @@ def _finalize(state, delta, temperature, prior_scale, num_data, dtype, hessian, 
     post = posteriors.LaplacePosterior(state.mean, state.curvature, delta, *scalars, factor=None, target=target,
                                        hessian=hessian, curvature_type="ggn", subset=names)
     return scalars, posteriors.factorize(post)
+
+
+_finalize = jax.jit(finalize, static_argnums=(5, 6, 7))
 
 
 def sample(

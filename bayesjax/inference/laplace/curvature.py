@@ -19,11 +19,19 @@ Nothing of size ``N x K x P`` is ever built. The data are processed in chunks
 by a ``lax.scan`` that gathers one chunk at a time (the last one masked), so
 memory is that of one chunk whatever ``N``. Per chunk:
 
-* diag / KFAC of dense layers (:mod:`.layers`): one forward pass and M
-  backward passes give each example's layer inputs ``a`` and output gradients
-  ``g``; ``diag(W) = (a^2)^T sum_m g_m^2`` and the Kronecker factors
-  ``A = sum_i [a_i; 1][a_i; 1]^T``, ``G = sum_i sum_m g_im g_im^T`` (Martens &
-  Grosse 2015; Botev et al. 2017) come out without per-example gradients;
+* diag / KFAC of dense and conv layers (:mod:`.layers`): one forward pass and
+  M backward passes give each example's layer inputs ``a_t`` (conv: patches)
+  and output gradients ``g_t`` at the layer's T output locations (T = 1 for
+  a dense layer). The Kronecker factors are (Martens & Grosse 2015; Botev et
+  al. 2017; for T > 1 the KFC factors of Grosse & Martens 2016, which assume
+  spatially homogeneous, spatially uncorrelated output gradients)
+
+      A = sum_i sum_t [a_it; 1][a_it; 1]^T,     G = (1 / T) sum_i sum_m sum_t g_itm g_itm^T,
+
+  with the kernel block ``A_aa (x) G / m`` and the bias block ``A_11 G / m``
+  (m examples): exact for one example when T = 1. The diagonal is exact for
+  any T: ``diag(W) = sum_i sum_m (sum_t a_it (x) g_itm)^2``, which for T = 1
+  is ``(a^2)^T sum_m g_m^2`` without per-example gradients;
 * any other model (diag, full): per-example vector-Jacobian products
   ``J_i^T L_i`` (``[chunk, M, P]``), squared and summed (diag) or as ``V^T V``
   (full);
@@ -38,7 +46,7 @@ import jax
 import jax.numpy as jnp
 
 from bayesjax.inference.laplace import subset as subsets
-from bayesjax.inference.laplace.layers import DenseLayer, check_dense_calls, dense_layers, tapped_forward
+from bayesjax.inference.laplace.layers import Layer, NotTappable, check_calls, find_layers, tapped_forward
 from bayesjax.likelihoods import Likelihood
 from bayesjax.logjoint import LogJoint
 from bayesjax.types import ApplyFn, Array, Params
@@ -62,12 +70,12 @@ class FullCurvature(NamedTuple):
 
 
 class KronFactor(NamedTuple):
-    """Kronecker factors of one dense layer, summed over examples.
+    """Kronecker factors of one dense or conv layer, summed over examples.
 
     Attributes:
-      A: ``sum_i [a_i; 1][a_i; 1]^T``, ``[fan_in + 1, fan_in + 1]``; its last
-        diagonal entry counts the examples.
-      G: ``sum_i sum_m g_im g_im^T``, ``[fan_out, fan_out]``.
+      A: ``sum_i sum_t [a_it; 1][a_it; 1]^T``, ``[fan_in + 1, fan_in + 1]``;
+        its last diagonal entry counts examples times locations (``m T``).
+      G: ``(1 / T) sum_i sum_m sum_t g_itm g_itm^T``, ``[fan_out, fan_out]``.
     """
 
     A: Array
@@ -75,7 +83,7 @@ class KronFactor(NamedTuple):
 
 
 class KronCurvature(NamedTuple):
-    """Per-layer Kronecker factors, keyed by layer path (``"Dense_0"``)."""
+    """Per-layer Kronecker factors, keyed by layer path (``"Dense_0"``, ``"Conv_1"``)."""
 
     factors: dict[str, KronFactor]
 
@@ -125,6 +133,11 @@ def num_factor_columns(likelihood: Likelihood, num_outputs: int, curvature: str)
 # --------------------------------------------------------------------------- #
 # Chunking
 # --------------------------------------------------------------------------- #
+def one_example(x: Array) -> jax.ShapeDtypeStruct:
+    """The shape of ``x[:1]``, without slicing (eagerly, a slice compiles a kernel; traced, it adds an op)."""
+    return jax.ShapeDtypeStruct((1,) + tuple(jnp.shape(x)[1:]), jnp.result_type(x))
+
+
 def chunking(num_examples: int, chunk_size: int) -> tuple[int, int]:
     """``(chunk, num_chunks)`` for ``num_examples`` split into chunks of at most ``chunk_size``."""
     chunk = max(1, min(int(chunk_size), num_examples))
@@ -176,21 +189,20 @@ def map_chunks(fn: Callable, arrays, chunk_size: int):
 # --------------------------------------------------------------------------- #
 # Which path
 # --------------------------------------------------------------------------- #
-def kfac_layers(sub: Params) -> tuple[DenseLayer, ...]:
-    """The dense layers of the Bayesian parameters, or a ValueError naming what KFAC cannot factor."""
-    layers, covered = dense_layers(sub)
+def kfac_layers(sub: Params) -> tuple[Layer, ...]:
+    """The dense / conv layers of the Bayesian parameters, or a ValueError naming what KFAC cannot factor."""
+    layers, covered = find_layers(sub)
     if not layers or not covered:
         raise ValueError(
-            "hessian='kfac' supports flax Dense layers only (kernel [in, out], bias [out], as in "
-            "bj.models.mlp and the dense head of bj.models.cnn); the Bayesian parameters contain "
-            "other leaves (e.g. convolutions or a custom apply). Use hessian='diag' or 'full', or "
-            "subset='last_layer'."
+            "hessian='kfac' supports flax Dense and Conv layers only (kernel [in, out] or [*window, c_in, c_out], "
+            "bias [out], as in bj.models.mlp and bj.models.cnn); the Bayesian parameters contain other leaves "
+            "(e.g. a custom apply). Use hessian='diag' or 'full', or subset='last_layer'."
         )
     return layers
 
 
-def tap_layers(hessian: str, apply: ApplyFn, params: Params, names, x: Array) -> tuple[DenseLayer, ...] | None:
-    """Dense layers to tap for ``hessian``, or ``None`` for the generic per-example path.
+def tap_layers(hessian: str, apply: ApplyFn, params: Params, names, x: Array) -> tuple[Layer, ...] | None:
+    """Layers to tap for ``hessian`` (with their output shapes), or ``None`` for the generic per-example path.
 
     Decided at trace time from static shapes. KFAC raises when the model
     cannot be tapped; diag falls back to per-example Jacobians.
@@ -201,15 +213,15 @@ def tap_layers(hessian: str, apply: ApplyFn, params: Params, names, x: Array) ->
     if hessian == "kfac":
         layers = kfac_layers(sub)
     else:
-        layers, covered = dense_layers(sub)
+        layers, covered = find_layers(sub)
         if not layers or not covered:
             return None
-    reason = check_dense_calls(apply, params, x[:1], layers)
-    if reason is None:
-        return layers
-    if hessian == "kfac":
-        raise ValueError(f"hessian='kfac' cannot factor this model: {reason}. Use hessian='diag' or 'full'.")
-    return None
+    try:
+        return check_calls(apply, params, one_example(x), layers)
+    except NotTappable as reason:
+        if hessian == "kfac":
+            raise ValueError(f"hessian='kfac' cannot factor this model: {reason}. Use hessian='diag' or 'full'.")
+        return None
 
 
 def bytes_per_example(layers, sub: Params, num_columns: int, x: Array) -> float:
@@ -218,8 +230,9 @@ def bytes_per_example(layers, sub: Params, num_columns: int, x: Array) -> float:
     row = math.prod(x.shape[1:]) * x.dtype.itemsize
     if layers is None:
         return 3.0 * num_columns * subsets.num_params(sub) * itemsize + row
-    width = sum(layer.fan_in + layer.fan_out for layer in layers)
-    return (num_columns + 4) * width * itemsize + 4 * row
+    width = sum(layer.num_locations * (layer.fan_in + layer.fan_out) for layer in layers)
+    jacobians = sum(layer.fan_in * layer.fan_out for layer in layers if layer.num_locations > 1)
+    return ((num_columns + 4) * width + 2 * num_columns * jacobians) * itemsize + 4 * row
 
 
 # --------------------------------------------------------------------------- #
@@ -250,21 +263,34 @@ def _set_path(tree: dict, path: tuple[str, ...], value) -> None:
 
 
 def tapped_gradients(apply, params, x, layers, cotangent_fn):
-    """Layer inputs and output gradients of one chunk.
+    """Layer inputs and output gradients of one chunk, at each layer's T output locations.
 
     Args:
       cotangent_fn: ``outputs [B, K] -> cotangents [B, K, M]``.
 
     Returns:
-      ``(outputs, inputs, grads)``: ``inputs[key] [B, in]``, ``grads[key] [M, B, out]``.
+      ``(outputs, inputs, grads)``: ``inputs[key] [B, T, fan_in]``,
+      ``grads[key] [M, B, T, fan_out]``.
     """
     batch = x.shape[0]
     dtype = jnp.result_type(*jax.tree.leaves(params))
-    perturbations = {layer.key: jnp.zeros((batch, layer.fan_out), dtype) for layer in layers}
+    perturbations = {layer.key: jnp.zeros((batch,) + layer.output_shape + (layer.fan_out,), dtype)
+                     for layer in layers}
     outputs, vjp_fn, inputs = jax.vjp(lambda e: tapped_forward(apply, params, x, e), perturbations, has_aux=True)
     cotangents = cotangent_fn(outputs)
     grads = jax.vmap(lambda c: vjp_fn(c)[0], in_axes=2)(cotangents.astype(outputs.dtype))
+    grads = {key: g.reshape(g.shape[:2] + (-1, g.shape[-1])) for key, g in grads.items()}
     return outputs, inputs, grads
+
+
+def kernel_jacobians(a: Array, g: Array) -> Array:
+    """Per-example kernel gradients ``sum_t a_bt (x) g_mbt``: ``[M, B, fan_in, fan_out]``.
+
+    Args:
+      a: layer inputs ``[B, T, fan_in]``.
+      g: output gradients ``[M, B, T, fan_out]``.
+    """
+    return jnp.einsum("bti,mbtj->mbij", a, g)
 
 
 def per_example_vjp(apply, params, names, x: Array, cotangents: Array) -> Params:
@@ -305,18 +331,23 @@ def chunk_curvature(
         if hessian == "diag":
             diag: dict = {}
             for layer in layers:
-                g2 = jnp.sum(jnp.square(grads[layer.key]), axis=0)  # [B, out]
-                _set_path(diag, layer.path + ("kernel",), jnp.square(inputs[layer.key]).T @ g2)
+                a, g = inputs[layer.key], grads[layer.key]  # [B, T, in], [M, B, T, out]
+                if layer.num_locations == 1:
+                    kernel = jnp.square(a[:, 0]).T @ jnp.sum(jnp.square(g[:, :, 0]), axis=0)
+                else:
+                    kernel = jnp.sum(jnp.square(kernel_jacobians(a, g)), axis=(0, 1))
+                _set_path(diag, layer.path + ("kernel",), kernel.reshape(layer.kernel_shape))
                 if layer.has_bias:
-                    _set_path(diag, layer.path + ("bias",), jnp.sum(g2, axis=0))
+                    _set_path(diag, layer.path + ("bias",), jnp.sum(jnp.square(jnp.sum(g, axis=2)), axis=(0, 1)))
             result = DiagCurvature(jax.tree.map(lambda d, s: d.astype(s.dtype), diag, sub))
         else:
             kron = {}
             for layer in layers:
-                weight = mask.astype(outputs.dtype)[:, None]
-                a = jnp.concatenate([inputs[layer.key] * weight, weight], axis=1)  # [B, in + 1]
-                g = grads[layer.key]
-                kron[layer.key] = KronFactor(a.T @ a, jnp.einsum("mbi,mbj->ij", g, g))
+                a, g = inputs[layer.key], grads[layer.key]
+                weight = jnp.broadcast_to(mask.astype(a.dtype)[:, None, None], a.shape[:2] + (1,))
+                a = jnp.concatenate([a * weight, weight], axis=2)  # [B, T, in + 1]
+                g_sum = jnp.einsum("mbti,mbtj->ij", g, g)
+                kron[layer.key] = KronFactor(jnp.einsum("bti,btj->ij", a, a), g_sum / layer.num_locations)
             result = KronCurvature(kron)
     else:
         outputs = apply(params, x)
@@ -328,7 +359,7 @@ def chunk_curvature(
             rows = jnp.concatenate([v.reshape(v.shape[0] * v.shape[1], -1) for v in jax.tree.leaves(products)], axis=1)
             result = FullCurvature(rows.T @ rows)
         else:
-            raise ValueError("hessian='kfac' needs tapped dense layers")
+            raise ValueError("hessian='kfac' needs tapped dense / conv layers")
     log_likelihood = jnp.sum(jnp.where(mask, likelihood.log_prob(outputs, y), 0.0))
     return result, log_likelihood
 
@@ -354,7 +385,7 @@ def accumulate(
     layers = tap_layers(hessian, apply, params, names, x)
     sub = subsets.select(params, names)
     if chunk_size is None:
-        num_outputs = jax.eval_shape(apply, params, x[:1]).shape[-1]
+        num_outputs = jax.eval_shape(apply, params, one_example(x)).shape[-1]
         columns = num_factor_columns(likelihood, num_outputs, curvature)
         chunk_size = auto_chunk_size(x.shape[0], bytes_per_example(layers, sub, columns, x))
 

@@ -1,14 +1,19 @@
-"""``bj.laplace``: the post-hoc Laplace approximation of a trained network."""
-from __future__ import annotations
+"""``bj.laplace``: the post-hoc Laplace approximation of a trained network.
 
-import functools
+One call compiles one program: the empty accumulator, the chunked pass over
+the data, the prior precision and the factorization (KFAC eigendecompositions
+or the Cholesky factor) are traced together, so a cold call pays one XLA
+compile rather than one per stage and per shape.
+"""
+from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
 
-from bayesjax.inference.laplace import algorithm
+from bayesjax.inference.laplace import algorithm, compiling
+from bayesjax.inference.laplace import curvature as curv
 from bayesjax.inference.laplace import subset as subsets
-from bayesjax.inference.laplace.posterior import LaplacePosterior, Target
+from bayesjax.inference.laplace.posterior import LaplacePosterior, Target, normalize_prior_precision
 from bayesjax.likelihoods import check_targets
 from bayesjax.logjoint import LogJoint
 from bayesjax.run import _check_data
@@ -18,10 +23,37 @@ MAX_FULL_PARAMS = 20_000
 """Largest D for ``hessian="full"`` (a D x D float32 matrix of 1.6 GB)."""
 
 
-@functools.partial(jax.jit, static_argnames=("target", "hessian", "curvature", "subset", "chunk_size"))
-def _fit(state, data, *, target: Target, hessian, curvature, subset, chunk_size):
-    return algorithm.step(state, data, log_joint=target.log_joint, hessian=hessian, curvature=curvature,
-                          subset=subset, chunk_size=chunk_size)
+def _fit(params, data, prior_precision, temperature, prior_scale, num_data, *, target: Target, hessian, curvature,
+         subset, chunk_size):
+    """``(state, prior_precision, scalars, factor)`` of the Laplace posterior at ``params``.
+
+    ``prior_precision``: normalized (see
+    :func:`~.posterior.normalize_prior_precision`), or ``None`` for
+    ``1 / prior.stddev^2`` per weight, returned unreduced for the host to check.
+    """
+    state = algorithm.init(params, hessian, subset)
+    state, _ = algorithm.step(state, data, log_joint=target.log_joint, hessian=hessian, curvature=curvature,
+                              subset=subset, chunk_size=chunk_size)
+    names = subsets.resolve(subset, params)
+    if prior_precision is None:
+        stddev = target.log_joint.prior.stddev(subsets.select(params, names))
+        prior_precision = jax.tree.map(lambda s: 1.0 / jnp.square(s), stddev)
+    scalars, factor = algorithm.finalize(state, prior_precision, temperature, prior_scale, num_data, hessian, target,
+                                         names)
+    return state, prior_precision, scalars, factor
+
+
+FIT = compiling.jit(_fit, static_argnames=("target", "hessian", "curvature", "subset", "chunk_size"))
+
+
+def fit_work(log_joint: LogJoint, params: Params, x_shape: tuple[int, ...], num_outputs: int, hessian: str,
+             curvature: str, dim: int) -> float:
+    """Multiply-adds of a fit (for :func:`.compiling.Twins.pick`): M + 2 passes per example, plus ``V^T V`` (full)."""
+    columns = curv.num_factor_columns(log_joint.likelihood, num_outputs, curvature)
+    per_example = compiling.forward_macs(params, x_shape) * (columns + 2)
+    if hessian == "full":
+        per_example += columns * dim**2
+    return x_shape[0] * per_example
 
 
 def laplace(
@@ -55,7 +87,7 @@ def laplace(
         ``tempering`` are read).
       params_map: the MAP (mode of the tempered log-joint).
       data: ``(x, y)``, usually the training set.
-      hessian: ``"kfac"`` (Kronecker-factored per dense layer), ``"diag"`` or
+      hessian: ``"kfac"`` (Kronecker-factored per dense and conv layer), ``"diag"`` or
         ``"full"`` (dense ``D x D``; ``D <= 20,000``).
       curvature: ``"ggn"`` (generalized Gauss-Newton) or ``"ef"`` (empirical Fisher).
       subset: ``"all"``, ``"last_layer"`` (the last ``Dense_<k>``; the rest
@@ -70,7 +102,7 @@ def laplace(
       ``optimize_prior_precision``.
 
     Raises:
-      ValueError: unknown options, KFAC on layers other than flax ``Dense``,
+      ValueError: unknown options, KFAC on layers other than flax ``Dense`` and ``Conv``,
         a full Hessian over more than 20,000 weights, a non-Gaussian prior
         without ``prior_precision``, or data that do not fit the likelihood.
 
@@ -86,7 +118,7 @@ def laplace(
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     x, y = _check_data(data)
-    outputs = jax.eval_shape(log_joint.apply, params_map, jax.ShapeDtypeStruct((1,) + x.shape[1:], x.dtype))
+    outputs = jax.eval_shape(log_joint.apply, params_map, curv.one_example(x))
     check_targets(log_joint.likelihood, y, outputs.shape[-1])
     subset = subset if isinstance(subset, str) else tuple(subset)
     names = subsets.resolve(subset, params_map)
@@ -101,8 +133,17 @@ def laplace(
             "the Laplace approximation needs a Gaussian prior (bj.priors.gaussian or bj.priors.layerwise, "
             "which expose stddev) or an explicit prior_precision="
         )
-    state = algorithm.init(params_map, hessian, subset)
-    state, _ = _fit(state, (jnp.asarray(x), jnp.asarray(y)), target=Target(log_joint), hessian=hessian,
-                    curvature=curvature, subset=subset, chunk_size=chunk_size)
-    return algorithm.from_state(log_joint, state, hessian, curvature, subset, prior_precision, chunk_size)
+    sub = subsets.select(params_map, names)
+    if prior_precision is not None:
+        prior_precision = normalize_prior_precision(prior_precision, sub, log_joint, hessian)
+    target = Target(log_joint)
+    work = fit_work(log_joint, params_map, x.shape, outputs.shape[-1], hessian, curvature, dim)
+    state, delta, scalars, factor = FIT.pick(work, params_map, prior_precision)(
+        params_map, (x, y), prior_precision, log_joint.temperature,
+        algorithm.prior_scale(log_joint), log_joint.num_data, target=target, hessian=hessian, curvature=curvature,
+        subset=subset, chunk_size=chunk_size,
+    )
+    if prior_precision is None:  # concrete: checked and reduced to a scalar per leaf on the host
+        prior_precision = normalize_prior_precision(delta, sub, log_joint, hessian)
+    return algorithm.assemble(state, prior_precision, scalars, factor, target, hessian, curvature, names, chunk_size)
 

@@ -7,16 +7,19 @@ nets via local linearization"):
 
     f(x) ~ N(f(x; m), Sigma_f(x)),    Sigma_f(x) = J(x) P^{-1} J(x)^T   [K, K].
 
-``Sigma_f`` is computed per chunk of inputs without building ``J`` for dense
-layers: with layer inputs ``a`` and output gradients ``g^k = df_k/dz``, a
-diagonal or KFAC-eigenbasis covariance ``Sigma_W`` (``[in, out]`` variances in
-the basis ``Q_A (x) Q_G``) gives
+``Sigma_f`` is computed per chunk of inputs from tapped layers (:mod:`.layers`):
+with layer inputs ``a_t`` and output gradients ``g^k_t = df_k/dz_t`` at the
+layer's T output locations, and a diagonal or KFAC-eigenbasis covariance
+``Sigma_W`` (``[in, out]`` variances in the basis ``Q_A (x) Q_G``), the kernel
+Jacobian of output k in that basis is ``J~^k = sum_t a~_t g~^k_t^T`` and
 
-    Sigma_f[k, l] = sum_j (g~^k_j g~^l_j) sum_i a~_i^2 Sigma_W[i, j],
-    a~ = Q_A^T a,  g~ = Q_G^T g,
+    Sigma_f[k, l] = sum_ij J~^k_ij J~^l_ij Sigma_W[i, j],    a~ = Q_A^T a,  g~ = Q_G^T g.
 
-so the last layer's ``phi(x)^T (x) I_K`` Jacobian (laplace-torch issue 138) is
-never materialized. Full covariances use per-example Jacobians of one chunk.
+For a dense layer (T = 1) this is ``sum_j (g~^k_j g~^l_j) sum_i a~_i^2
+Sigma_W[i, j]``, so the last layer's ``phi(x)^T (x) I_K`` Jacobian
+(laplace-torch issue 138) is never materialized; a convolution (T > 1) builds
+``J~`` per example of one chunk. Untapped models use per-example Jacobians of
+one chunk.
 
 Classification link approximations for ``E[softmax(f)]``:
 
@@ -38,6 +41,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from bayesjax.inference.laplace import compiling
 from bayesjax.inference.laplace import curvature as curv
 from bayesjax.inference.laplace.posterior import LaplacePosterior, coefficients, kron_eigenvalues, kron_layers
 from bayesjax.likelihoods import CLASSIFICATION
@@ -58,35 +62,24 @@ def _chunk_size(post: LaplacePosterior, layers, x: Array, num_outputs: int) -> i
 
 def _chunk_covariance(post: LaplacePosterior, layers, x: Array) -> tuple[Array, Array]:
     apply, params = post.log_joint.apply, post.mean
-    num_outputs = jax.eval_shape(apply, params, x[:1]).shape[-1]
+    num_outputs = jax.eval_shape(apply, params, curv.one_example(x)).shape[-1]
     batch = x.shape[0]
     identity = jnp.broadcast_to(jnp.eye(num_outputs), (batch, num_outputs, num_outputs))
     if layers is not None:
         outputs, inputs, grads = curv.tapped_gradients(apply, params, x, layers, lambda f: identity.astype(f.dtype))
         cov = jnp.zeros((batch, num_outputs, num_outputs), outputs.dtype)
-        if post.hessian == "diag":
-            a, b = coefficients(post)
-            variance = jax.tree.map(lambda k, d: 1.0 / (a * k + b * d), post.curvature.diag, post.prior_precision)
-            for layer in layers:
-                var = variance
-                for name in layer.path:
-                    var = var[name]
-                g = grads[layer.key]  # [K, B, out]
-                weight = jnp.square(inputs[layer.key]) @ var["kernel"]
+        for layer, a, g, var_kernel, var_bias in _layer_variances(post, layers, inputs, grads):
+            if layer.num_locations == 1:
+                weight = jnp.square(a[:, 0]) @ var_kernel
                 if layer.has_bias:
-                    weight = weight + var["bias"]
-                cov = cov + jnp.einsum("kbj,lbj,bj->bkl", g, g, weight)
-        else:
-            by_key = {layer.key: layer for layer in layers}
-            for layer, factor, eigen, delta_kernel, delta_bias in kron_layers(post):
-                if layer.key not in by_key:
-                    continue
-                eig_kernel, eig_bias = kron_eigenvalues(post, factor, eigen, delta_kernel, delta_bias)
-                g = jnp.einsum("kbj,jq->kbq", grads[layer.key], eigen.eigvecs_g)
-                weight = jnp.square(inputs[layer.key] @ eigen.eigvecs_a) @ (1.0 / eig_kernel)
-                if layer.has_bias:
-                    weight = weight + 1.0 / eig_bias
-                cov = cov + jnp.einsum("kbj,lbj,bj->bkl", g, g, weight)
+                    weight = weight + var_bias
+                cov = cov + jnp.einsum("kbj,lbj,bj->bkl", g[:, :, 0], g[:, :, 0], weight)
+                continue
+            jac = curv.kernel_jacobians(a, g)  # [K, B, in, out]
+            cov = cov + jnp.einsum("kbij,lbij,ij->bkl", jac, jac, var_kernel)
+            if layer.has_bias:
+                g_sum = jnp.sum(g, axis=2)
+                cov = cov + jnp.einsum("kbj,lbj,j->bkl", g_sum, g_sum, var_bias)
         return outputs, cov
     outputs = apply(params, x)
     jac = curv.per_example_vjp(apply, params, post.subset, x, identity.astype(outputs.dtype))
@@ -102,10 +95,38 @@ def _chunk_covariance(post: LaplacePosterior, layers, x: Array) -> tuple[Array, 
     return outputs, jnp.einsum("dbk,dbl->bkl", whitened, whitened)
 
 
+def _layer_variances(post: LaplacePosterior, layers, inputs, grads):
+    """Per tapped layer ``(layer, a, g, var_kernel [in, out], var_bias [out] | None)``.
+
+    Diag: the posterior variances in the standard basis. KFAC: ``a`` and ``g``
+    rotated into the eigenbases (``a Q_A``, ``g Q_G``) and the inverse
+    precision eigenvalues.
+    """
+    out = []
+    if post.hessian == "diag":
+        a_coef, b_coef = coefficients(post)
+        variance = jax.tree.map(lambda k, d: 1.0 / (a_coef * k + b_coef * d), post.curvature.diag,
+                                post.prior_precision)
+        for layer in layers:
+            var = variance
+            for name in layer.path:
+                var = var[name]
+            var_bias = var["bias"] if layer.has_bias else None
+            out.append((layer, inputs[layer.key], grads[layer.key], var["kernel"].reshape(layer.fan_in, layer.fan_out),
+                        var_bias))
+        return out
+    by_key = {layer.key: layer for layer in layers}
+    for layer, factor, eigen, delta_kernel, delta_bias in kron_layers(post):
+        eig_kernel, eig_bias = kron_eigenvalues(post, factor, eigen, delta_kernel, delta_bias)
+        out.append((by_key[layer.key], inputs[layer.key] @ eigen.eigvecs_a, grads[layer.key] @ eigen.eigvecs_g,
+                    1.0 / eig_kernel, None if eig_bias is None else 1.0 / eig_bias))
+    return out
+
+
 def functional_covariance(post: LaplacePosterior, x: Array) -> tuple[Array, Array]:
     """``(f(x; mean) [N, K], J P^{-1} J^T [N, K, K])``, chunked over ``x``."""
     layers = curv.tap_layers(post.hessian, post.log_joint.apply, post.mean, post.subset, x)
-    num_outputs = jax.eval_shape(post.log_joint.apply, post.mean, x[:1]).shape[-1]
+    num_outputs = jax.eval_shape(post.log_joint.apply, post.mean, curv.one_example(x)).shape[-1]
     chunk = _chunk_size(post, layers, x, num_outputs)
     return curv.map_chunks(lambda xc: _chunk_covariance(post, layers, xc), x, chunk)
 
@@ -146,37 +167,49 @@ def classify(f_mean: Array, f_cov: Array, noise: Array) -> tuple[dict[str, Array
     return log_probs, expected_entropy
 
 
-def function_noise(post: LaplacePosterior, x: Array, key: PRNGKey, num_samples: int) -> Array:
+def function_noise(post: LaplacePosterior, x: Array, key: PRNGKey | None, num_samples: int) -> Array:
     """The ``[S, K]`` standard normals of the Monte Carlo parts, shared by all inputs.
 
-    Drawn outside the predictive's jit so that the PRNG's compile (seconds on
-    CPU) is shared by every posterior and link.
+    ``key=None`` means ``jax.random.key(0)``. Called eagerly, the draw is its
+    own small program (:func:`.compiling.normal`), shared by every posterior
+    with the same K; traced, it joins the caller's.
     """
-    num_outputs = jax.eval_shape(post.log_joint.apply, post.mean, x[:1]).shape[-1]
+    num_outputs = jax.eval_shape(post.log_joint.apply, post.mean, curv.one_example(x)).shape[-1]
     dtype = jnp.result_type(*jax.tree.leaves(post.subset_mean))
-    return jax.random.normal(key, (num_samples, num_outputs), dtype)
+    return compiling.normal(key, (num_samples, num_outputs), dtype, post, x)
 
 
-@jax.jit
-def glm_moments(post: LaplacePosterior, x: Array, noise: Array):
-    """Classification: ``({link: log_probs}, expected_entropy)``; regression: ``(mean, total variance)``.
+def _glm_moments(post: LaplacePosterior, x: Array, noise: Array):
+    """Classification: ``({link: log_probs}, expected_entropy)``; regression: ``(mean, noise variance, Sigma_f)``.
 
     Args:
       noise: :func:`function_noise` (unused for regression).
     """
     layers = curv.tap_layers(post.hessian, post.log_joint.apply, post.mean, post.subset, x)
     likelihood = post.log_joint.likelihood
-    num_outputs = jax.eval_shape(post.log_joint.apply, post.mean, x[:1]).shape[-1]
+    num_outputs = jax.eval_shape(post.log_joint.apply, post.mean, curv.one_example(x)).shape[-1]
     chunk = _chunk_size(post, layers, x, num_outputs)
 
     def per_chunk(xc):
         f_mean, f_cov = _chunk_covariance(post, layers, xc)
         if likelihood.task != CLASSIFICATION:
-            mean, variance = likelihood.predict(f_mean)
-            return mean, variance + f_cov[:, 0, 0]
+            mean, noise_variance = likelihood.predict(f_mean)
+            return mean, noise_variance, f_cov[:, 0, 0]
         return classify(f_mean, f_cov, noise)
 
     return curv.map_chunks(per_chunk, x, chunk)
+
+
+GLM_MOMENTS = compiling.jit(_glm_moments)
+glm_moments = GLM_MOMENTS.optimized
+
+
+def glm_work(post: LaplacePosterior, x_shape: tuple[int, ...], num_outputs: int) -> float:
+    """Multiply-adds of :func:`glm_moments` (for :func:`.compiling.Twins.pick`): K + 1 passes (+ ``J P^-1``, full)."""
+    per_example = compiling.forward_macs(post.mean, x_shape) * (num_outputs + 1)
+    if post.hessian == "full":
+        per_example += num_outputs * post.num_params**2
+    return x_shape[0] * per_example
 
 
 def to_predictive(post: LaplacePosterior, moments, link: str):
@@ -184,8 +217,8 @@ def to_predictive(post: LaplacePosterior, moments, link: str):
     if post.log_joint.likelihood.task == CLASSIFICATION:
         log_probs, expected_entropy = moments
         return ClassificationPredictive(log_probs[link], expected_entropy)
-    mean, variance = moments
-    return RegressionPredictive(mean[None], variance[None])
+    mean, noise_variance, function_variance = moments
+    return RegressionPredictive(mean[None], noise_variance[None], function_variance[None])
 
 
 def predictive_glm(
@@ -211,10 +244,10 @@ def predictive_glm(
     Returns:
       A :class:`~bayesjax.predictive.ClassificationPredictive`, or for
       regression a :class:`~bayesjax.predictive.RegressionPredictive` with one
-      component (``S = 1``) whose variance is the total ``Sigma_f + sigma^2``:
-      its ``mean``, ``variance`` and ``log_prob`` are exact, but its
-      ``aleatoric``/``epistemic`` split is not represented (``epistemic`` reads
-      0); use :meth:`LaplacePosterior.functional_covariance` for ``Sigma_f``.
+      component (``S = 1``), ``N(f(x; m), sigma^2 + Sigma_f)``: ``aleatoric``
+      is the noise ``sigma^2``, ``epistemic`` the function-space variance
+      ``Sigma_f = J P^{-1} J^T`` (its ``function_variance``), and ``mean``,
+      ``variance`` and ``log_prob`` are exact.
 
     Example:
       >>> post = bj.laplace(lj, params_map, (x, y), hessian="kfac")
@@ -226,9 +259,9 @@ def predictive_glm(
     num_samples = int(num_samples)
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-    key = jax.random.key(0) if key is None else key
-    x = jnp.asarray(x)
-    return to_predictive(post, glm_moments(post, x, function_noise(post, x, key, num_samples)), link)
+    noise = function_noise(post, x, key, num_samples)
+    moments = GLM_MOMENTS.pick(glm_work(post, jnp.shape(x), noise.shape[1]), post, x, noise)(post, x, noise)
+    return to_predictive(post, moments, link)
 
 
 __all__ = ["LINKS", "functional_covariance", "predictive_glm", "classify", "glm_moments", "function_noise"]

@@ -221,11 +221,11 @@ def _grid_search(post, x_val, y_val, grid, link, num_samples):
     if grid.ndim != 1 or grid.size == 0 or np.any(grid <= 0) or not np.all(np.isfinite(grid)):
         raise ValueError(f"grid must be a non-empty 1-D array of positive precisions, got {grid}")
     x_val, y_val = jnp.asarray(x_val), jnp.asarray(y_val)
-    noise = function_noise(post, x_val, jax.random.key(0), int(num_samples))
 
     @jax.jit
     def nll(p, delta):
         tuned = posteriors.with_prior_precision(p, delta)
+        noise = function_noise(tuned, x_val, None, int(num_samples))
         pred = to_predictive(tuned, glm_moments(tuned, x_val, noise), link)
         return -jnp.mean(pred.log_prob(y_val))
 

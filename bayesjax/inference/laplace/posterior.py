@@ -14,8 +14,10 @@ and ``q(theta) = N(theta_MAP, P^{-1})`` on the Bayesian subset of the weights
 
 * ``full``: ``P`` dense, Cholesky-factored; samples ``theta + L^{-T} z``.
 * ``diag``: ``P`` diagonal.
-* ``kfac``: per dense layer ``K_W ~= (A (x) G) / m`` (Martens & Grosse 2015;
-  Ritter et al. 2018) and for its bias ``K_b ~= G`` (exact); with
+* ``kfac``: per dense or conv layer ``K_W ~= (A (x) G) / m`` (Martens & Grosse
+  2015; Grosse & Martens 2016 for convolutions; Ritter et al. 2018), the
+  kernel read as a matrix ``[fan_in, fan_out]``, and for its bias
+  ``K_b ~= A_11 G / m`` (exact for dense layers); with
   ``A = Q_A diag(l_A) Q_A^T`` and ``G = Q_G diag(l_G) Q_G^T``, the block is
   ``(Q_A (x) Q_G) diag(c l_A (x) l_G + delta) (Q_A (x) Q_G)^T``, so sampling
   (``W + Q_A (Z / sqrt(eig)) Q_G^T``), the log-determinant and the marginal
@@ -36,6 +38,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from bayesjax._checks import check_positive, concrete
+from bayesjax.inference.laplace import compiling
 from bayesjax.inference.laplace import curvature as curv
 from bayesjax.inference.laplace import subset as subsets
 from bayesjax.logjoint import LogJoint
@@ -267,7 +270,7 @@ def normalize_prior_precision(value, sub: Params, log_joint: LogJoint, hessian: 
             check_positive("prior_precision", values)
             if values.size and np.all(values == values.flat[0]):
                 values = values.reshape(-1)[0]
-            delta = jnp.asarray(np.asarray(values, leaf.dtype))
+            delta = jax.device_put(np.asarray(values, leaf.dtype))  # jnp.asarray would compile a copy
         else:
             delta = jnp.asarray(delta).astype(leaf.dtype)
             if hessian == "kfac" and value is None:  # a traced prior scale: bj priors are constant per leaf
@@ -351,11 +354,14 @@ def _get(tree, path):
 
 
 def _kron_tree(post: LaplacePosterior, kernel_fn, bias_fn) -> Params:
-    """A tree like the subset from per-layer functions of ``(eigen, eig_kernel / eig_bias)``."""
+    """A tree like the subset from per-layer functions of ``(eigen, eig_kernel / eig_bias)``.
+
+    ``kernel_fn`` returns the kernel as a matrix ``[fan_in, fan_out]``.
+    """
     result: dict = {}
     for layer, factor, eigen, delta_kernel, delta_bias in kron_layers(post):
         eig_kernel, eig_bias = kron_eigenvalues(post, factor, eigen, delta_kernel, delta_bias)
-        curv._set_path(result, layer.path + ("kernel",), kernel_fn(eigen, eig_kernel))
+        curv._set_path(result, layer.path + ("kernel",), kernel_fn(eigen, eig_kernel).reshape(layer.kernel_shape))
         if layer.has_bias:
             curv._set_path(result, layer.path + ("bias",), bias_fn(eigen, eig_bias))
     return result
@@ -369,10 +375,11 @@ def standard_normal(post: LaplacePosterior, key: PRNGKey, num_samples: int) -> A
 
     One PRNG call for all leaves (a threefry kernel per leaf shape costs
     seconds of compile on CPU). Called outside the sampler's jit, its compile
-    is shared by every posterior with the same D.
+    (:func:`.compiling.normal`) is shared by every posterior with the same D.
     """
     sub = post.subset_mean
-    return jax.random.normal(key, (num_samples, subsets.num_params(sub)), jnp.result_type(*jax.tree.leaves(sub)))
+    dtype = jnp.result_type(*jax.tree.leaves(sub))
+    return compiling.normal(key, (num_samples, subsets.num_params(sub)), dtype, post)
 
 
 def sample_deviations(post: LaplacePosterior, noise: Array) -> Params:
@@ -400,9 +407,10 @@ def _kron_tree_map(post: LaplacePosterior, noise: Params) -> Params:
     for layer, factor, eigen, delta_kernel, delta_bias in kron_layers(post):
         eig_kernel, eig_bias = kron_eigenvalues(post, factor, eigen, delta_kernel, delta_bias)
         z = _get(noise, layer.path)
-        kernel = jnp.einsum("ip,spq,jq->sij", eigen.eigvecs_a, z["kernel"] * jax.lax.rsqrt(eig_kernel),
-                            eigen.eigvecs_g)
-        curv._set_path(result, layer.path + ("kernel",), kernel)
+        num_samples = z["kernel"].shape[0]
+        z_kernel = z["kernel"].reshape(num_samples, layer.fan_in, layer.fan_out)
+        kernel = jnp.einsum("ip,spq,jq->sij", eigen.eigvecs_a, z_kernel * jax.lax.rsqrt(eig_kernel), eigen.eigvecs_g)
+        curv._set_path(result, layer.path + ("kernel",), kernel.reshape((num_samples,) + layer.kernel_shape))
         if layer.has_bias:
             bias = (z["bias"] * jax.lax.rsqrt(eig_bias)) @ eigen.eigvecs_g.T
             curv._set_path(result, layer.path + ("bias",), bias)
