@@ -101,3 +101,16 @@ def test_chains_are_placed_on_the_mesh_from_initialization(problem):
     chains = run_module._start(bj.sgld(lj, 1e-3), config, jax.random.key(0), params, x.shape[0])
     for leaf in jax.tree.leaves(chains.states):
         assert leaf.sharding.spec[0] == "chains" and len(leaf.sharding.device_set) == 4
+
+
+def test_a_temperature_grid_does_not_depend_on_the_device_count(tmp_path):
+    from bayesjax import sweep
+
+    config = sweep.SweepConfig(hidden=(8,), temperatures=(0.1, 1.0), seeds=(0, 1), num_steps=20, batch_size=64,
+                               burnin=10, thin=5, num_chains=2, num_predictive_samples=4)
+    # 4 cells per chunk sharded over 4 devices, 2 over 2, 1 on one device.
+    runs = [sweep.run_sweep(config, tmp_path / str(k), progress=False, cells_per_chunk=k) for k in (4, 2, 1)]
+    for records in runs[1:]:
+        for a, b in zip(runs[0], records):
+            for name in ("accuracy", "nll", "ece", "brier"):
+                np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
