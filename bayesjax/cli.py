@@ -21,10 +21,16 @@ import sys
 
 
 def _enable_compilation_cache() -> None:
-    """Persistent XLA cache: a warm compile costs ~0.1 s instead of seconds."""
+    """Persistent XLA cache: a warm compile costs ~0.1 s instead of seconds.
+
+    ``$BAYESJAX_CACHE`` names its folder (default ``~/.cache/bayesjax/xla``);
+    set to the empty string, it turns the cache off.
+    """
     import jax
 
     cache = os.environ.get("BAYESJAX_CACHE", os.path.join(pathlib.Path.home(), ".cache", "bayesjax", "xla"))
+    if not cache:
+        return
     jax.config.update("jax_compilation_cache_dir", cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
 
