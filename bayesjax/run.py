@@ -217,8 +217,9 @@ def run(
 
     buffer = None
     if is_markov_chain(jax.eval_shape(algorithm.init, key, params_like)):
-        if burnin >= num_steps:
-            raise ValueError(f"burnin ({burnin}) must be smaller than num_steps ({num_steps})")
+        if burnin + thin > num_steps:
+            raise ValueError(f"no position would be kept: the first is at step burnin + thin = {burnin + thin}, "
+                             f"after the last step {num_steps}")
         retained = math.ceil((num_steps - burnin) / thin)
         position_bytes = num_chains * sum(
             np.prod(leaf.shape) * np.dtype(leaf.dtype).itemsize for leaf in jax.tree.leaves(params_like)

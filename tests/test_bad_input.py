@@ -114,6 +114,14 @@ def test_bad_run_arguments(setup):
             run(params, (x, y), [], **kwargs)
 
 
+def test_a_chain_that_would_keep_no_sample_is_refused(setup):
+    x, y, params = setup
+    lj = bj.log_joint(MODEL.apply, bj.priors.gaussian(1.0), bj.likelihoods.categorical(), num_data=len(y))
+    with pytest.raises(ValueError, match="no position would be kept"):  # first kept step: 20 + 50 > 40
+        bj.run(jax.random.key(0), bj.sgld(lj, 1e-3), params, (x, y), num_steps=40, burnin=20, thin=50,
+               progress=False)
+
+
 def test_valid_input_does_run(setup):
     x, y, params = setup
     compiled = []
