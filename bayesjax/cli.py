@@ -75,7 +75,7 @@ def sweep(args) -> list[dict]:
             step_size=args.step_size, friction=args.friction, num_cycles=args.num_cycles, num_chains=args.chains,
             burnin=args.burnin if args.burnin is not None else args.steps // 2, thin=args.thin,
             num_predictive_samples=args.samples, prior_scale=args.prior_scale, ood=args.ood, split=args.split,
-            data_root=args.data_root,
+            data_root=args.data_root, learning_rate=args.learning_rate, laplace_predictive=args.laplace_predictive,
         ).validate()
         for augment in settings
     }
@@ -154,7 +154,8 @@ def _parser() -> argparse.ArgumentParser:
     swp.add_argument("--dataset", default="digits")
     swp.add_argument("--split", type=int, default=0)
     swp.add_argument("--data-root", default=None)
-    swp.add_argument("--method", default="sgld", help="sgld, sghmc or cyclical_sgld")
+    swp.add_argument("--method", default="sgld", help="a name in bayesjax.sweep.METHODS: sgld, sghmc, cyclical_sgld, "
+                     "meanfield_vi, laplace_diag, laplace_kfac, laplace_last_layer")
     swp.add_argument("--model", choices=["mlp", "cnn"], default="mlp")
     swp.add_argument("--hidden", default="50,50")
     swp.add_argument("--likelihood", default="categorical", help="categorical or noisy_dirichlet")
@@ -173,6 +174,8 @@ def _parser() -> argparse.ArgumentParser:
     swp.add_argument("--thin", type=int, default=50)
     swp.add_argument("--samples", type=int, default=20, help="buffered samples per chain and predictive draws")
     swp.add_argument("--prior-scale", type=float, default=1.0)
+    swp.add_argument("--learning-rate", type=float, default=1e-3, help="Adam (VI, and the MAP under Laplace)")
+    swp.add_argument("--laplace-predictive", choices=["glm", "mc"], default="glm")
     swp.add_argument("--ood", default="rot90", help="rot90, flip or noise")
     swp.add_argument("--chunk", type=int, default=None, help="cells per compiled call (keep it when resuming)")
     swp.add_argument("--out", default="results/sweep")

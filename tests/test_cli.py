@@ -33,7 +33,6 @@ def test_help_lists_every_method_with_its_budget(capsys):
     (["--dataset", "iris", "--ood", "rot90"], "needs images"),
     (["--dataset", "gap", "--ood", "noise"], "regression"),
     (["--methods", "hmc", "--hmc-max-params", "100"], "HMC limit"),
-    (["--methods", "laplace_kfac", "--model", "cnn"], "Dense layers"),
 ])
 def test_bad_arguments_exit_nonzero_without_writing(tmp_path, capsys, args, message):
     out = tmp_path / "out"

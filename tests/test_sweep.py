@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +16,9 @@ import pytest
 
 import bayesjax as bj
 from bayesjax import cli, sweep
+from bayesjax.inference.laplace import from_state
+from bayesjax.inference.laplace.posterior import marginal_variance
+from bayesjax.inference.map import MAPState
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIG = sweep.SweepConfig(hidden=(8,), temperatures=(1e-3, 0.1, 1.0), seeds=(0, 1), num_steps=60, batch_size=64,
@@ -36,9 +40,10 @@ def reference(tmp_path_factory):
         return sweep.run_sweep(CONFIG, out, progress=False, cells_per_chunk=2)
 
 
-def test_the_grid_compiles_the_step_once(tmp_path, monkeypatch):
+def count_step_traces(monkeypatch, method: str) -> list:
+    """Patches ``method``'s algorithm so that every trace of its step appends to the returned list."""
     traces = []
-    original = sweep.METHODS["sgld"]
+    original = sweep.METHODS[method]
 
     def counting(lj, config):
         algo = original.build(lj, config)
@@ -49,7 +54,12 @@ def test_the_grid_compiles_the_step_once(tmp_path, monkeypatch):
 
         return algo._replace(step=bj.base.bind_log_joint(step, lj))
 
-    monkeypatch.setitem(sweep.METHODS, "sgld", original._replace(build=counting))
+    monkeypatch.setitem(sweep.METHODS, method, original._replace(build=counting))
+    return traces
+
+
+def test_the_grid_compiles_the_step_once(tmp_path, monkeypatch):
+    traces = count_step_traces(monkeypatch, "sgld")
     config = dataclasses.replace(CONFIG, step_size=0.9e-4)  # not compiled by another test yet
     with pytest.warns(UserWarning):
         records = sweep.run_sweep(config, tmp_path, progress=True, cells_per_chunk=2)  # 3 calls of one compile
@@ -72,6 +82,73 @@ def test_records_are_complete_and_sensible(reference):
     # Minibatch noise dominates the injected noise at T = 1e-3 and not at T = 1 (and is reported as such).
     ratio = {(r["temperature"], r["seed"]): r["grad_noise_ratio"] for r in reference}
     assert ratio[(1e-3, 0)] > 1 > 0.1 > ratio[(1.0, 0)]
+
+
+@pytest.mark.parametrize("method", ["meanfield_vi", "laplace_diag"])
+def test_vi_and_laplace_compile_once_and_equal_their_cells_run_one_by_one(tmp_path, monkeypatch, method):
+    """The grid in 2 chunks, then each cell alone (its chunk padded with itself), then the command: one trace."""
+    config = dataclasses.replace(CONFIG, method=method, temperatures=(1e-3, 1.0), num_steps=300, burnin=150)
+    traces = count_step_traces(monkeypatch, method)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        grid = sweep.run_sweep(config, tmp_path / "grid", progress=False, cells_per_chunk=2)
+        alone = [sweep.run_sweep(dataclasses.replace(config, temperatures=(t,), seeds=(s,)), tmp_path / "alone",
+                                 progress=False, cells_per_chunk=2)[0] for t, s in config.cells()]
+    assert len(traces) == 1
+    assert not [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    np.testing.assert_array_equal(table(alone), table(grid))
+    by_name = dict(zip(VALUES, table(grid).T))
+    assert np.all(np.isfinite(table(grid)[:, : len(sweep.METRICS)]))
+    assert all(r["accuracy"] > 0.8 for r in grid if r["temperature"] == 1e-3)  # cold: near the fitted mode
+    for name in ("grad_noise_ratio", "configurational_temperature", "kinetic_temperature"):
+        assert np.all(np.isnan(by_name[name])), name  # SG-MCMC diagnostics do not apply
+    assert np.all(by_name["diverged_chains"] == 0)
+    # The command takes the method by name (cli.py lists no sweep methods) and reuses the compiled grid.
+    out = tmp_path / "cli"
+    args = [*CLI_ARGS, "--method", method, "--temperatures", "1e-3,1", "--steps", "300", "--burnin", "150"]
+    assert cli.main([*args, "--chunk", "2", "--out", str(out)]) == 0
+    np.testing.assert_array_equal(table(json.loads((out / "results.json").read_text())["cells"]), table(grid))
+    assert len(traces) == 1
+
+
+@pytest.mark.parametrize("tempering", ["posterior", "likelihood"])
+def test_laplace_cells_give_the_exact_tempered_posterior_of_linear_regression(tempering):
+    """Traced T through the sweep's Laplace step: diag, KFAC and last-layer KFAC are exact for one dense layer on
+    orthogonal inputs, under either tempering (P = (K + Delta) / T or K / T + Delta)."""
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(40, 3))
+    q, _ = np.linalg.qr(a - a.mean(0))
+    x = q * np.array([3.0, 2.0, 1.0])  # centered, orthogonal columns: [1, X]^T [1, X] is diagonal
+    y = x @ np.array([1.0, -2.0, 0.5]) + 0.3 + 0.3 * rng.normal(size=40)
+    design = np.concatenate([np.ones((40, 1)), x], axis=1)
+    model = bj.models.mlp([], num_outputs=1)
+    temperatures = np.array([1e-3, 0.1, 1.0])
+    with jax.enable_x64(True):
+        exact = [bj.linear.posterior(design, y, 0.3, 1.0, temperature=t, tempering=tempering) for t in temperatures]
+        means = jnp.asarray(np.stack([m for m, _ in exact]))
+
+        def variances(hessian, subset, temperature, mean):
+            lj = bj.log_joint(model.apply, bj.priors.gaussian(1.0), bj.likelihoods.gaussian(0.3), 40,
+                              temperature=temperature, tempering=tempering)
+            params = {"Dense_0": {"bias": mean[None, :1], "kernel": mean[None, 1:, None]}}  # one fit
+            algorithm, states = sweep.methods.laplace_at_map(hessian, subset, lj, None, MAPState(params, None),
+                                                             jnp.asarray(x), jnp.asarray(y)[:, None])
+            post = from_state(bj.base.log_joint_of(algorithm), jax.tree.map(lambda s: s[0], states), subset=subset)
+            variance = marginal_variance(post)["Dense_0"]
+            return jnp.concatenate([variance["bias"], variance["kernel"][:, 0]])
+
+        for hessian, subset in (("diag", "all"), ("kfac", "all"), ("kfac", "last_layer")):
+            got = jax.jit(jax.vmap(lambda t, m: variances(hessian, subset, t, m)))(jnp.asarray(temperatures), means)
+            np.testing.assert_allclose(got, np.stack([np.diag(c) for _, c in exact]), rtol=1e-6)
+
+
+def test_every_method_is_a_choice_and_bad_laplace_predictives_are_refused():
+    assert {"sgld", "sghmc", "cyclical_sgld", "meanfield_vi", "laplace_diag", "laplace_kfac",
+            "laplace_last_layer"} <= set(sweep.METHODS)
+    for method in sweep.METHODS:
+        dataclasses.replace(CONFIG, method=method).validate()
+    with pytest.raises(ValueError, match="laplace_predictive"):
+        dataclasses.replace(CONFIG, method="laplace_diag", laplace_predictive="exact").validate()
 
 
 def test_resume_skips_finished_cells_and_recomputes_damaged_ones(reference, tmp_path):
@@ -129,6 +206,7 @@ def test_sigkill_and_rerun_equals_an_uninterrupted_sweep(tmp_path):
     (["--temperatures", ""], "empty"),
     (["--seeds", ""], "empty"),
     (["--method", "magic"], "method"),
+    (["--method", "laplace_kfac", "--model", "cnn"], "supports"),
 ])
 def test_bad_arguments_fail_clearly_without_writing(tmp_path, capsys, args, message):
     out = tmp_path / "results"
@@ -166,3 +244,9 @@ def test_gradient_noise_ratio_of_known_noise():
     grads = {"w": jnp.asarray(np.random.default_rng(1).normal(0.0, 3.0, size=(20000, 5)))}
     ratio = float(sweep.gradient_noise_ratio(grads, step_size=1e-3, temperature=0.5))
     np.testing.assert_allclose(ratio, 1e-3 * 9.0 / (2 * 0.5), rtol=0.03)
+
+
+def test_a_chain_sweep_that_would_keep_no_position_is_refused():
+    with pytest.raises(ValueError, match="no position would be kept"):
+        dataclasses.replace(CONFIG, num_steps=40, burnin=20, thin=50).validate()
+    dataclasses.replace(CONFIG, method="meanfield_vi", num_steps=40, burnin=20, thin=50).validate()  # no chains
