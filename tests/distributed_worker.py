@@ -2,6 +2,7 @@
 
 Usage: python distributed_worker.py PORT PROCESS_ID OUT.npz (with 2 host devices per process).
 """
+import json
 import sys
 
 import jax
@@ -23,5 +24,5 @@ gathered = jax.tree.map(bj.sharding.to_host, buffer)
 if process_id == 0:
     leaves = {"/".join(str(getattr(k, "key", k)) for k in path): leaf
               for path, leaf in jax.tree_util.tree_leaves_with_path(gathered)}
-    np.savez(out, placement=np.asarray(repr(placement)), **leaves)
+    np.savez(out, placement=np.asarray(json.dumps(placement)), **leaves)
 jax.distributed.shutdown()

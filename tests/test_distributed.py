@@ -3,6 +3,7 @@
 Each process has 2 host devices; together they form the 4-device mesh that the
 single-process test session (4 forced host devices) builds alone.
 """
+import json
 import os
 import socket
 import subprocess
@@ -54,7 +55,7 @@ def two_process_run(tmp_path_factory):
 @pytest.mark.skipif(jax.device_count() < 4, reason="needs 4 devices: run with "
                     "XLA_FLAGS=--xla_force_host_platform_device_count=4 (make test does)")
 def test_two_processes_sample_what_one_process_with_four_devices_samples(two_process_run):
-    placement = eval(str(two_process_run.pop("placement")))  # written by our own worker
+    placement = json.loads(str(two_process_run.pop("placement")))
     assert placement == {"processes": 2, "devices": 4, "local_devices": 2, "spec": "P('chains',)"}
     single = sharded_sgld.run(bj.sharding.mesh(chains=4)).state.buffer
     flat = {"/".join(str(getattr(k, "key", k)) for k in path): np.asarray(leaf)

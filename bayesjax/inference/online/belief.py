@@ -37,6 +37,8 @@ from jax.flatten_util import ravel_pytree
 
 from bayesjax._checks import check_positive
 from bayesjax.inference.laplace import curvature as curv
+from bayesjax.inference.online import forgetting as forgetting_
+from bayesjax.inference.online import predictive as predictive_
 from bayesjax.inference.laplace import posterior as posteriors
 from bayesjax.inference.laplace.posterior import LaplacePosterior, Target
 from bayesjax.inference.vi.meanfield import float_dtype
@@ -60,10 +62,24 @@ def check_log_joint(log_joint: LogJoint) -> None:
         )
 
 
-def check_weight(likelihood_weight: LikelihoodWeight) -> None:
-    """ValueError unless a constant ``likelihood_weight`` is finite and > 0."""
+def checked_options(log_joint: LogJoint, forgetting, process_noise, likelihood_weight: LikelihoodWeight,
+                    predictive: str, num_predictive_samples: int, inflatable: bool = True) -> dict:
+    """The options every online method takes, validated (see the builders' docstrings).
+
+    Raises:
+      TypeError / ValueError: not a LogJoint with a Gaussian prior, a constant
+        ``likelihood_weight`` that is not finite and > 0, bad forgetting
+        (:func:`.forgetting.check`) or predictive (:func:`.predictive.check`).
+    """
+    check_log_joint(log_joint)
     if not callable(likelihood_weight):
         check_positive("likelihood_weight", likelihood_weight)
+    return dict(
+        forgetting=forgetting_.check(forgetting, process_noise, inflatable=inflatable),
+        likelihood_weight=likelihood_weight,
+        predictive=predictive,
+        num_predictive_samples=predictive_.check(predictive, num_predictive_samples),
+    )
 
 
 def likelihood_coefficient(log_joint: LogJoint, likelihood_weight: LikelihoodWeight, count: Array) -> Array:

@@ -206,17 +206,10 @@ def build(
       ...               shuffle=False, progress=False)
       >>> prequential_nll = -post.info.log_predictive.sum() / len(x)
     """
-    belief.check_log_joint(log_joint)
     if structure not in STRUCTURES:
         raise ValueError(f"structure must be one of {STRUCTURES}, got {structure!r}")
-    options = dict(
-        structure=structure,
-        forgetting=forgetting_.check(forgetting, process_noise),
-        likelihood_weight=likelihood_weight,
-        predictive=predictive,
-        num_predictive_samples=predictive_.check(predictive, num_predictive_samples),
-    )
-    belief.check_weight(likelihood_weight)
+    options = dict(structure=structure, **belief.checked_options(
+        log_joint, forgetting, process_noise, likelihood_weight, predictive, num_predictive_samples))
 
     def init_fn(key: PRNGKey, params: Params) -> EKFState:
         del key

@@ -224,22 +224,18 @@ def build(
       >>> post = bj.run(key, algo, params, (x, y), num_steps=100, batch_size=32, shuffle=False)
       >>> pred = bj.predictive(model.apply, post.sample(key, 50), x_test, lj.likelihood)
     """
-    belief.check_log_joint(log_joint)
     if hessian not in HESSIANS:
         raise ValueError(f"hessian must be one of {HESSIANS}, got {hessian!r}")
     known = optimizer == GAUSS_NEWTON if isinstance(optimizer, str) else isinstance(optimizer,
                                                                                  optax.GradientTransformation)
     if not known:
         raise ValueError(f"optimizer must be {GAUSS_NEWTON!r} or an optax GradientTransformation, got {optimizer!r}")
-    belief.check_weight(likelihood_weight)
     options = dict(
         hessian=hessian,
         optimizer=optimizer,
         num_inner_steps=check_int("num_inner_steps", num_inner_steps),
-        forgetting=forgetting_.check(forgetting, process_noise, inflatable=hessian != "kfac"),
-        likelihood_weight=likelihood_weight,
-        predictive=predictive,
-        num_predictive_samples=predictive_.check(predictive, num_predictive_samples),
+        **belief.checked_options(log_joint, forgetting, process_noise, likelihood_weight, predictive,
+                                 num_predictive_samples, inflatable=hessian != "kfac"),
     )
 
     def init_fn(key: PRNGKey, params: Params) -> OnlineLaplaceState:

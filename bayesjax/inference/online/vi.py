@@ -198,20 +198,16 @@ def build(
       >>> algo = bj.online(lj, "vi", optimizer=optax.adam(1e-2), num_inner_steps=20, process_noise=1e-4)
       >>> post = bj.run(key, algo, params, (x, y), num_steps=100, batch_size=32, shuffle=False)
     """
-    belief.check_log_joint(log_joint)
     optimizer = optax.adam(1e-2) if optimizer is None else optimizer
     if not isinstance(optimizer, optax.GradientTransformation):
         raise ValueError(f"optimizer must be an optax GradientTransformation, got {type(optimizer).__name__}")
-    belief.check_weight(likelihood_weight)
     options = dict(
         optimizer=optimizer,
         num_inner_steps=check_int("num_inner_steps", num_inner_steps),
         num_mc_samples=check_int("num_mc_samples", num_mc_samples),
         parametrization=scales.check(parametrization),
-        forgetting=forgetting_.check(forgetting, process_noise),
-        likelihood_weight=likelihood_weight,
-        predictive=predictive,
-        num_predictive_samples=predictive_.check(predictive, num_predictive_samples),
+        **belief.checked_options(log_joint, forgetting, process_noise, likelihood_weight, predictive,
+                                 num_predictive_samples),
     )
 
     def init_fn(key: PRNGKey, params: Params) -> OnlineVIState:
