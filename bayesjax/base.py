@@ -79,6 +79,7 @@ def _all_finite(tree) -> Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
 
 
+@functools.lru_cache(maxsize=256)
 def with_sample_buffer(
     algorithm: Algorithm, capacity: int, burnin: int = 0, thin: int = 1
 ) -> Algorithm:
@@ -103,7 +104,9 @@ def with_sample_buffer(
       thin: keep every ``thin``-th position after burn-in.
 
     Returns:
-      An :class:`Algorithm` over :class:`BufferedState`.
+      An :class:`Algorithm` over :class:`BufferedState`; the same object for
+      the same arguments, so jitted functions that take it as a static
+      argument (``Posterior.sample``) compile once, not once per run.
     """
     if capacity < 1:
         raise ValueError(f"sample buffer capacity must be >= 1, got {capacity}")

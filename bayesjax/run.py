@@ -24,6 +24,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from bayesjax import sharding
 from bayesjax import checkpoint as snapshots
 from bayesjax._checks import check_int, check_positive
+from bayesjax._packing import ravel_by_dtype
 from bayesjax.base import Algorithm, BufferedState, is_markov_chain, log_joint_of, with_sample_buffer
 from bayesjax.likelihoods import check_targets
 from bayesjax.progress import bar as progress_bar
@@ -143,6 +144,7 @@ def run(
     shuffle: bool = True,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: float = 60.0,
+    info_every: int = 1,
 ) -> Posterior:
     """Runs an algorithm over minibatches of ``data``, vmapped over chains.
 
@@ -183,10 +185,15 @@ def run(
         data is refused with an error. The algorithm's hyperparameters are
         not recorded: use one path per run.
       checkpoint_every: seconds between snapshots.
+      info_every: keep the info of every ``info_every``-th step (steps k, 2k,
+        ... counted from 1); 0 keeps none (``Posterior.info`` is None). The
+        other steps skip computing it, which saves time where a step is
+        cheap (one chain of a small model) and memory on long runs.
+        Divergence detection does not depend on it.
 
     Returns:
       A :class:`Posterior` with ``.sample(key, n)``, the final ``state`` and
-      per-step ``info``.
+      per-step ``info`` (``[num_steps // info_every, num_chains, ...]``).
 
     Example:
       >>> post = bj.run(key, bj.map(lj, optax.adam(1e-3)), params, (x, y),
@@ -199,6 +206,9 @@ def run(
     num_chains = check_int("num_chains", num_chains)
     thin = check_int("thin", thin)
     burnin = check_int("burnin", burnin, minimum=0)
+    info_every = check_int("info_every", info_every, minimum=0)
+    if info_every > num_steps:
+        raise ValueError(f"info_every={info_every} exceeds num_steps={num_steps}: no step's info would be kept")
     batch_size = num_data if batch_size is None else check_int("batch_size", batch_size)
     if batch_size > num_data:
         raise ValueError(f"batch_size {batch_size} exceeds the number of examples {num_data}")
@@ -234,9 +244,12 @@ def run(
             )
         buffer = (check_int("num_samples", capacity), burnin, thin)
 
-    config = RunConfig(num_steps, batch_size, num_chains, buffer, init_fn, augment, mesh, 0, bool(shuffle))
+    config = RunConfig(num_steps, batch_size, num_chains, buffer, init_fn, augment, mesh, 0, bool(shuffle),
+                       info_every)
     x, y = _place_data(x, y, mesh, full_batch=batch_size == num_data)
-    chunk = _chunk_length(num_steps) if progress or checkpoint is not None else num_steps
+    block = max(info_every, 1)
+    num_blocks = -(-num_steps // block)
+    chunk = block * (_chunk_length(num_blocks) if progress or checkpoint is not None else num_blocks)
     identity = None
     if checkpoint is not None:
         check_positive("checkpoint_every", checkpoint_every, allow_zero=True)
@@ -266,6 +279,7 @@ class RunConfig(NamedTuple):
       mesh: device mesh, or None.
       progress_every: steps between progress-bar updates; 0 traces no callback.
       shuffle: random minibatches each epoch, or the data in order.
+      info_every: keep every ``info_every``-th step's info; 0 keeps none.
     """
 
     num_steps: int
@@ -277,6 +291,7 @@ class RunConfig(NamedTuple):
     mesh: Mesh | None = None
     progress_every: int = 0
     shuffle: bool = True
+    info_every: int = 1
 
 
 def _place_data(x, y, mesh: Mesh | None, full_batch: bool) -> tuple[Array, Array]:
@@ -322,7 +337,10 @@ def advance_chains(algorithm: Algorithm, config: RunConfig, chains: Chains, x: A
     """Steps ``start, ..., start + length - 1`` of every chain (one ``lax.scan``).
 
     Steps at or past ``config.num_steps`` (the padding of a last, short
-    chunk) leave the chains as they are and report zero infos.
+    chunk) leave the chains as they are and report zero infos. With
+    ``config.info_every = k > 1`` (``start`` and ``length`` multiples of k)
+    the info of steps ``k - 1, 2k - 1, ...`` (from 0) is returned; the other
+    steps run without it, so XLA leaves its computation out.
     """
     c = config
     if c.buffer is not None:
@@ -330,15 +348,15 @@ def advance_chains(algorithm: Algorithm, config: RunConfig, chains: Chains, x: A
     num_data = x.shape[0]
     steps_per_epoch = num_data // c.batch_size
     loop_keys = chains.loop_keys
+    perm_keys, step_keys, augment_keys = (jax.vmap(lambda k: jax.random.fold_in(k, stream))(loop_keys)
+                                          for stream in range(3))
 
     def new_permutations(epoch):
         return jax.vmap(lambda k: jax.random.permutation(jax.random.fold_in(k, epoch), num_data))(
-            jax.vmap(lambda k: jax.random.fold_in(k, 0))(loop_keys)
-        ).astype(jnp.int32)
+            perm_keys).astype(jnp.int32)
 
-    def step(carry, t):
+    def step(carry, t, keep_info: bool):
         states, perms = carry
-        step_keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(k, 1), t))(loop_keys)
         if c.batch_size == num_data:
             batches, batch_axes = (x, y), None
         elif not c.shuffle:
@@ -351,23 +369,44 @@ def advance_chains(algorithm: Algorithm, config: RunConfig, chains: Chains, x: A
             index = jax.lax.dynamic_slice_in_dim(perms, position * c.batch_size, c.batch_size, axis=1)
             batches, batch_axes = (x[index], y[index]), 0
         if c.augment is not None:
-            augment_keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(k, 2), t))(loop_keys)
-            inputs = jax.vmap(c.augment, (0, batch_axes))(augment_keys, batches[0])
+            keys = jax.vmap(lambda k: jax.random.fold_in(k, t))(augment_keys)
+            inputs = jax.vmap(c.augment, (0, batch_axes))(keys, batches[0])
             batches, batch_axes = (inputs, jnp.broadcast_to(batches[1], inputs.shape[:2])), 0
-        states, info = jax.vmap(algorithm.step, (0, 0, batch_axes))(step_keys, states, batches)
+        keys = jax.vmap(lambda k: jax.random.fold_in(k, t))(step_keys)
+        states, info = jax.vmap(algorithm.step, (0, 0, batch_axes))(keys, states, batches)
         if c.progress_every:
             report(bar_id, t + 1, c.progress_every)
-        return (sharding.constrain_chains(states, c.mesh), perms), info
+        carry = (sharding.constrain_chains(states, c.mesh), perms)
+        if not keep_info:
+            return carry, None
+        packed_info, unravel_info[0] = ravel_by_dtype(info, num_batch_axes=1)
+        return carry, packed_info
 
-    def body(carry, t):
+    unravel_info = [None]  # set while tracing: how to unpack the scan's packed infos
+
+    def guarded(keep_info: bool):
+        """The step, or (past the last step of a padded chunk) no step and zero infos."""
+        one_step = functools.partial(step, keep_info=keep_info)
         if c.num_steps % length == 0:  # no padding: no cond in the loop
-            return step(carry, t)
-        info_like = jax.eval_shape(step, carry, t)[1]
-        return jax.lax.cond(t < c.num_steps, step,
-                            lambda carry, t: (carry, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), info_like)),
-                            carry, t)
+            return one_step
 
-    (states, perms), info = jax.lax.scan(body, (chains.states, chains.perms), start + jnp.arange(length))
+        def skip(carry, t):
+            info_like = jax.eval_shape(one_step, carry, t)[1]
+            return carry, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), info_like)
+
+        return lambda carry, t: jax.lax.cond(t < c.num_steps, one_step, skip, carry, t)
+
+    carry, every = (chains.states, chains.perms), c.info_every
+    if every <= 1:
+        carry, packed_info = jax.lax.scan(guarded(every == 1), carry, start + jnp.arange(length))
+    else:
+        def block(carry, last):
+            carry, _ = jax.lax.scan(guarded(False), carry, last - (every - 1) + jnp.arange(every - 1))
+            return guarded(True)(carry, last)
+
+        carry, packed_info = jax.lax.scan(block, carry, start + every - 1 + every * jnp.arange(length // every))
+    states, perms = carry
+    info = None if packed_info is None else unravel_info[0](packed_info)
     return Chains(states, perms, loop_keys), info
 
 
@@ -408,6 +447,7 @@ def _identity(config: RunConfig, chunk: int, key: PRNGKey, params, x: Array, y: 
         digest.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
     return {"num_steps": config.num_steps, "batch_size": config.batch_size, "num_chains": config.num_chains,
             "buffer": config.buffer, "shuffle": config.shuffle, "augment": config.augment is not None,
+            "info_every": config.info_every,
             "chunk": chunk, "key": np.asarray(jax.random.key_data(key)).tolist(), "inputs": digest.hexdigest()}
 
 
@@ -415,10 +455,11 @@ def _drive(algorithm: Algorithm, config: RunConfig, chunk: int, key: PRNGKey, pa
            y: Array, progress: bool, checkpoint, checkpoint_every: float, identity: dict | None) -> tuple[State, Info]:
     """Runs the chains chunk by chunk from Python: progress and snapshots between chunks, no host callbacks."""
     num_chunks = -(-config.num_steps // chunk)
+    infos_per_chunk = chunk // config.info_every if config.info_every else 0
     chains = _start(algorithm, config, key, params, x.shape[0])
 
     def host_infos(info_like):
-        return jax.tree.map(lambda s: np.zeros((num_chunks * chunk,) + s.shape[1:], s.dtype), info_like)
+        return jax.tree.map(lambda s: np.zeros((num_chunks * infos_per_chunk,) + s.shape[1:], s.dtype), info_like)
 
     infos, done = None, 0
     if checkpoint is not None and os.path.exists(checkpoint):
@@ -433,11 +474,12 @@ def _drive(algorithm: Algorithm, config: RunConfig, chunk: int, key: PRNGKey, pa
         for index in range(done, num_chunks):
             chains, info = _advance(algorithm, config, chains, x, y, jnp.asarray(index * chunk, jnp.int32), chunk)
             infos = host_infos(info) if infos is None else infos
-            jax.tree.map(lambda host, new: host.__setitem__(slice(index * chunk, (index + 1) * chunk),
-                                                            sharding.to_host(new)), infos, info)
+            rows = slice(index * infos_per_chunk, (index + 1) * infos_per_chunk)
+            jax.tree.map(lambda host, new: host.__setitem__(rows, sharding.to_host(new)), infos, info)
             bar.advance_to(min((index + 1) * chunk, config.num_steps))
             finished = index + 1 == num_chunks
             if checkpoint is not None and (finished or time.monotonic() - last_save >= checkpoint_every):
                 snapshots.save(checkpoint, {"chains": chains, "info": infos, "done": np.asarray(index + 1)}, identity)
                 last_save = time.monotonic()
-    return chains.states, jax.tree.map(lambda a: jnp.asarray(a[: config.num_steps]), infos)
+    num_infos = config.num_steps // config.info_every if config.info_every else 0
+    return chains.states, jax.tree.map(lambda a: jnp.asarray(a[:num_infos]), infos)

@@ -31,8 +31,10 @@ What is measured, all in this one script so ratios share one machine state:
    thread (the better is compared; on a loaded machine torch's OpenMP threads
    can collapse).
 
-``bj.run(num_samples=1)`` (``--buffer-variant``) separates the cost of the
-default sample buffer (every position kept) from the driver. Wall-time ratios
+``bj.run(num_samples=1)`` and ``bj.run(num_samples=1, info_every=0)``
+(``--buffer-variant``) separate the costs of the default sample buffer (every
+position kept) and of the per-step info (the log density, which the
+hand-written loop never computes) from the driver's. Wall-time ratios
 are the targets; CPU-time ratios are printed beside them because they suffer
 less from other processes on a shared machine.
 
@@ -94,16 +96,16 @@ def setup():
 
 
 def bayesjax_runner(ds, params, algo, num_steps):
-    """``(key, num_chains, num_samples=None) -> None``: one blocking ``bj.run``."""
+    """``(key, num_chains, **run_options) -> None``: one blocking ``bj.run``."""
     import jax
 
     import bayesjax as bj
 
     data = (ds.x_train, ds.y_train)
 
-    def run(key, num_chains, num_samples=None):
+    def run(key, num_chains, **options):
         post = bj.run(key, algo, params, data, num_steps=num_steps, batch_size=BATCH_SIZE,
-                      num_chains=num_chains, num_samples=num_samples, progress=False)
+                      num_chains=num_chains, progress=False, **options)
         jax.block_until_ready((post.state, post.info))
 
     return run
@@ -388,6 +390,7 @@ def section_throughput(args, chains, results):
     }
     if args.buffer_variant:
         impls["bayesjax_num_samples_1"] = lambda key, c: bj_run(key, c, num_samples=1)
+        impls["bayesjax_lean"] = lambda key, c: bj_run(key, c, num_samples=1, info_every=0)
     key = jax.random.key(0)
     table = {}
     for c in chains:
@@ -540,7 +543,7 @@ def print_report(args, chains, results):
         head = f"  {'chains':>6} | {'bj.run':>9} {'time s':>7} {'compile':>7} | {'hand':>9} {'time s':>7} " \
                f"{'compile':>7} | {'bj/hand':>7} {'target':>7} {'cpu b/h':>7}"
         if args.buffer_variant:
-            head += f" | {'bj ns=1':>9} {'bj1/hand':>8}"
+            head += f" | {'bj ns=1':>9} {'bj1/hand':>8} | {'bj lean':>9} {'lean/hand':>9}"
         print(head)
         for c in chains:
             row = tp[str(c)]
@@ -551,7 +554,9 @@ def print_report(args, chains, results):
                     f"{ratio:>7.2f} {verdict(ratio <= TARGET_HAND_RATIO):>7} {row['cpu_ratio_bayesjax_over_hand']:>7.2f}")
             if args.buffer_variant:
                 b1 = row["bayesjax_num_samples_1"]
-                line += f" | {b1['chain_steps_per_s']:>9.0f} {b1['min_s'] / h['min_s']:>8.2f}"
+                lean = row["bayesjax_lean"]
+                line += (f" | {b1['chain_steps_per_s']:>9.0f} {b1['min_s'] / h['min_s']:>8.2f}"
+                         f" | {lean['chain_steps_per_s']:>9.0f} {lean['min_s'] / h['min_s']:>9.2f}")
             print(line)
         print(f"  target: bayesjax time / hand-written time <= {TARGET_HAND_RATIO} (wall time); 'cpu b/h': the same "
               "ratio of process CPU time,\n  less sensitive to other processes on a shared machine")
@@ -560,7 +565,9 @@ def print_report(args, chains, results):
         print(f"  bj.run keeps every position by default (num_samples=None): a buffer of chains x {args.steps} "
               f"steps x {num_params:,} params x 4 B\n  ({sizes}); the hand-written loop keeps the final position")
         if args.buffer_variant:
-            print("  'bj ns=1': bj.run(num_samples=1), a one-slot buffer: the driver without the buffer's memory")
+            print("  'bj ns=1': bj.run(num_samples=1), a one-slot buffer: the driver without the buffer's memory;\n"
+                  "  'bj lean': bj.run(num_samples=1, info_every=0): no per-step log density kept either, the "
+                  "outputs of the hand-written loop")
 
     loop = results.get("loop")
     if loop and "bayesjax" in loop:
@@ -662,7 +669,8 @@ def parse_args(argv=None):
     parser.add_argument("--hand-loop", action="store_true", help="also time the Python loop of the hand-written run")
     parser.add_argument("--process-chains", type=int, default=1, help="chains of the fresh-process short run")
     parser.add_argument("--buffer-variant", action="store_true",
-                        help="also time bj.run(num_samples=1), to tell the sample buffer's cost from the driver's")
+                        help="also time bj.run(num_samples=1) and bj.run(num_samples=1, info_every=0), to tell the "
+                             "costs of the sample buffer and of the per-step info from the driver's")
     parser.add_argument("--skip-loop", action="store_true", help="skip vmap vs Python loop")
     parser.add_argument("--skip-process", action="store_true", help="skip fresh-process timings")
     parser.add_argument("--torch-python", help="interpreter with torch + posteriors (else $BENCH_TORCH_PYTHON)")

@@ -86,6 +86,18 @@ def test_one_compile_per_configuration(data):
                num_chains=2, progress=True)
 
 
+def test_drawing_from_runs_of_one_configuration_compiles_once(data):
+    sample = importlib.import_module("bayesjax.run")._pooled_sample
+    algo = random_walk()
+    for seed in range(3):
+        post = bj.run(jax.random.key(seed), algo, {"w": jnp.zeros(2)}, data, num_steps=6, batch_size=8,
+                      num_chains=2, progress=False)
+        post.sample(jax.random.key(seed), 4)
+        if seed == 0:
+            compiled = sample._cache_size()
+    assert sample._cache_size() == compiled
+
+
 def test_map_recovers_the_linear_posterior_mean():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(100, 3))
@@ -150,14 +162,36 @@ def test_chunked_runs_equal_one_scan(data):
         chex.assert_trees_all_equal(plain.info, chunked.info)
 
 
+def test_info_every_keeps_every_kth_step_and_the_same_chains(data):
+    kwargs = dict(num_steps=23, batch_size=8, num_chains=2, burnin=2)
+    full = bj.run(jax.random.key(6), random_walk(), {"w": jnp.zeros(2)}, data, progress=False, **kwargs)
+    for progress in (False, True):  # one padded scan of 8 blocks; chunks of whole blocks
+        thinned = bj.run(jax.random.key(6), random_walk(), {"w": jnp.zeros(2)}, data, progress=progress,
+                         info_every=3, **kwargs)
+        chex.assert_trees_all_equal(thinned.state, full.state)
+        np.testing.assert_array_equal(thinned.info, full.info[2::3])  # steps 3, 6, ..., 21
+        none = bj.run(jax.random.key(6), random_walk(), {"w": jnp.zeros(2)}, data, progress=progress,
+                      info_every=0, **kwargs)
+        chex.assert_trees_all_equal(none.state, full.state)
+        assert none.info is None
+
+
+@pytest.mark.parametrize("info_every", [-1, 24])
+def test_info_every_out_of_range_is_refused(data, info_every):
+    with pytest.raises(ValueError, match="info_every"):
+        bj.run(jax.random.key(0), random_walk(), {"w": jnp.zeros(2)}, data, num_steps=23, progress=False,
+               info_every=info_every)
+
+
 class Crash(Exception):
     pass
 
 
-def test_a_crashed_run_resumes_from_its_checkpoint(data, tmp_path, monkeypatch):
+@pytest.mark.parametrize("info_every", [1, 4])
+def test_a_crashed_run_resumes_from_its_checkpoint(data, tmp_path, monkeypatch, info_every):
     run_module = importlib.import_module("bayesjax.run")
     kwargs = dict(num_steps=40, batch_size=8, num_chains=3, burnin=10, thin=2, progress=False,
-                  checkpoint=tmp_path / "run.npz", checkpoint_every=0.0)
+                  checkpoint=tmp_path / "run.npz", checkpoint_every=0.0, info_every=info_every)
     advance, calls = run_module._advance, []
 
     def crash_after_five_chunks(*args):
