@@ -24,7 +24,6 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from bayesjax import sharding
 from bayesjax import checkpoint as snapshots
 from bayesjax._checks import check_int, check_positive
-from bayesjax._packing import ravel_by_dtype
 from bayesjax.base import Algorithm, BufferedState, is_markov_chain, log_joint_of, with_sample_buffer
 from bayesjax.likelihoods import check_targets
 from bayesjax.progress import bar as progress_bar
@@ -376,13 +375,7 @@ def advance_chains(algorithm: Algorithm, config: RunConfig, chains: Chains, x: A
         states, info = jax.vmap(algorithm.step, (0, 0, batch_axes))(keys, states, batches)
         if c.progress_every:
             report(bar_id, t + 1, c.progress_every)
-        carry = (sharding.constrain_chains(states, c.mesh), perms)
-        if not keep_info:
-            return carry, None
-        packed_info, unravel_info[0] = ravel_by_dtype(info, num_batch_axes=1)
-        return carry, packed_info
-
-    unravel_info = [None]  # set while tracing: how to unpack the scan's packed infos
+        return (sharding.constrain_chains(states, c.mesh), perms), info if keep_info else None
 
     def guarded(keep_info: bool):
         """The step, or (past the last step of a padded chunk) no step and zero infos."""
@@ -398,15 +391,14 @@ def advance_chains(algorithm: Algorithm, config: RunConfig, chains: Chains, x: A
 
     carry, every = (chains.states, chains.perms), c.info_every
     if every <= 1:
-        carry, packed_info = jax.lax.scan(guarded(every == 1), carry, start + jnp.arange(length))
+        carry, info = jax.lax.scan(guarded(every == 1), carry, start + jnp.arange(length))
     else:
         def block(carry, last):
             carry, _ = jax.lax.scan(guarded(False), carry, last - (every - 1) + jnp.arange(every - 1))
             return guarded(True)(carry, last)
 
-        carry, packed_info = jax.lax.scan(block, carry, start + every - 1 + every * jnp.arange(length // every))
+        carry, info = jax.lax.scan(block, carry, start + every - 1 + every * jnp.arange(length // every))
     states, perms = carry
-    info = None if packed_info is None else unravel_info[0](packed_info)
     return Chains(states, perms, loop_keys), info
 
 
