@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from bayesjax import sharding
+from bayesjax import compiling, sharding
 from bayesjax import checkpoint as snapshots
 from bayesjax._checks import check_int, check_positive
 from bayesjax.base import Algorithm, BufferedState, is_markov_chain, log_joint_of, with_sample_buffer
@@ -76,7 +76,8 @@ class Posterior(NamedTuple):
             warnings.warn(f"{_describe(divergences)}: excluded from the samples", DivergenceWarning, stacklevel=2)
             healthy = np.array([c for c in range(self.num_chains) if c not in divergences])
             state = jax.tree.map(lambda leaf: leaf[healthy], state)
-        return _pooled_sample(self.algorithm, key, state, int(num_samples))
+        work = DRAW_WORK * num_samples * sum(math.prod(leaf.shape[1:]) for leaf in jax.tree.leaves(state))
+        return _pooled_sample.pick(work, key, state)(self.algorithm, key, state, int(num_samples))
 
 
 class DivergenceError(RuntimeError):
@@ -106,7 +107,10 @@ def pooled_sample(algorithm: Algorithm, key: PRNGKey, state: State, num_samples:
     return jax.tree.map(lambda d: d[chain, draw // num_chains], draws)
 
 
-_pooled_sample = jax.jit(pooled_sample, static_argnames=("algorithm", "num_samples"))
+_pooled_sample = compiling.jit(pooled_sample, static_argnames=("algorithm", "num_samples"))
+
+DRAW_WORK = 20
+"""Operations per sampled weight counted by :func:`bayesjax.compiling.Twins.pick` (a threefry normal)."""
 
 
 def _check_data(data: Batch) -> tuple[Array, Array]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from bayesjax.inference.laplace import algorithm, compiling
+from bayesjax import compiling
+from bayesjax.inference.laplace import algorithm
 from bayesjax.inference.laplace import curvature as curv
 from bayesjax.inference.laplace import subset as subsets
 from bayesjax.inference.laplace.posterior import LaplacePosterior, Target, normalize_prior_precision

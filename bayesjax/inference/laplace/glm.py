@@ -41,7 +41,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from bayesjax.inference.laplace import compiling
+from bayesjax import compiling
 from bayesjax.inference.laplace import curvature as curv
 from bayesjax.inference.laplace.posterior import LaplacePosterior, coefficients, kron_eigenvalues, kron_layers
 from bayesjax.likelihoods import CLASSIFICATION

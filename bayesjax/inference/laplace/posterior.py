@@ -38,7 +38,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from bayesjax._checks import check_positive, concrete
-from bayesjax.inference.laplace import compiling
+from bayesjax import compiling
 from bayesjax.inference.laplace import curvature as curv
 from bayesjax.inference.laplace import subset as subsets
 from bayesjax.logjoint import LogJoint
