@@ -76,6 +76,12 @@ def test_chain_randomness_depends_on_its_index_only(data):
     two = bj.run(jax.random.key(4), algo, {"w": jnp.zeros(2)}, data, num_steps=5, num_chains=2, progress=False)
     four = bj.run(jax.random.key(4), algo, {"w": jnp.zeros(2)}, data, num_steps=5, num_chains=4, progress=False)
     np.testing.assert_array_equal(two.state.inner.position["w"], four.state.inner.position["w"][:2])
+    # One chain runs without a chain axis inside the loop, with chain 0's numbers all the same.
+    one = bj.run(jax.random.key(4), algo, {"w": jnp.zeros(2)}, data, num_steps=5, batch_size=8, progress=False)
+    two = bj.run(jax.random.key(4), algo, {"w": jnp.zeros(2)}, data, num_steps=5, batch_size=8, num_chains=2,
+                 progress=False)
+    chex.assert_trees_all_equal(one.state, jax.tree.map(lambda a: a[:1], two.state))
+    chex.assert_trees_all_equal(one.info, two.info[:, :1])
 
 
 def test_one_compile_per_configuration(data):
