@@ -1,10 +1,12 @@
 """The driver: a whole inference run as one ``lax.scan`` inside one ``jit``.
 
-Chains are vmapped (initialized inside the jit too), minibatches are drawn
-inside the jit from device-resident arrays (a fresh permutation each epoch,
-the last partial batch dropped), and a progress bar is fed from inside the
-scan by a host callback. Chain k's randomness is ``fold_in(key, k)``, so it
-depends on its index, not on how many chains run beside it.
+Chains are vmapped (initialized inside the jit too; one unsharded chain runs
+without a chain axis), minibatches are drawn inside the jit from
+device-resident arrays (a fresh permutation each epoch, the last partial batch
+dropped). With a progress bar or checkpoints the scan is cut into jitted
+chunks driven from Python, so no host callback is compiled in. Chain k's
+randomness is ``fold_in(key, k)``, so it depends on its index, not on how many
+chains run beside it.
 """
 from __future__ import annotations
 
