@@ -256,7 +256,15 @@ def zeros(hessian: str, sub: Params) -> Curvature:
     raise ValueError(f"hessian must be one of {HESSIANS}, got {hessian!r}")
 
 
-def _set_path(tree: dict, path: tuple[str, ...], value) -> None:
+def get_path(tree, path: tuple[str, ...]):
+    """The node of nested dicts ``tree`` at the key sequence ``path`` (a layer's path in flax params)."""
+    for name in path:
+        tree = tree[name]
+    return tree
+
+
+def set_path(tree: dict, path: tuple[str, ...], value) -> None:
+    """Puts ``value`` at ``path`` in nested dicts ``tree``, creating the dicts on the way (in place)."""
     for name in path[:-1]:
         tree = tree.setdefault(name, {})
     tree[path[-1]] = value
@@ -336,9 +344,9 @@ def chunk_curvature(
                     kernel = jnp.square(a[:, 0]).T @ jnp.sum(jnp.square(g[:, :, 0]), axis=0)
                 else:
                     kernel = jnp.sum(jnp.square(kernel_jacobians(a, g)), axis=(0, 1))
-                _set_path(diag, layer.path + ("kernel",), kernel.reshape(layer.kernel_shape))
+                set_path(diag, layer.path + ("kernel",), kernel.reshape(layer.kernel_shape))
                 if layer.has_bias:
-                    _set_path(diag, layer.path + ("bias",), jnp.sum(jnp.square(jnp.sum(g, axis=2)), axis=(0, 1)))
+                    set_path(diag, layer.path + ("bias",), jnp.sum(jnp.square(jnp.sum(g, axis=2)), axis=(0, 1)))
             result = DiagCurvature(jax.tree.map(lambda d, s: d.astype(s.dtype), diag, sub))
         else:
             kron = {}

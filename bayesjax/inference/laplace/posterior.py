@@ -347,12 +347,6 @@ def kron_eigenvalues(post: LaplacePosterior, factor: curv.KronFactor, eigen: Kro
     return kernel, bias
 
 
-def _get(tree, path):
-    for name in path:
-        tree = tree[name]
-    return tree
-
-
 def _kron_tree(post: LaplacePosterior, kernel_fn, bias_fn) -> Params:
     """A tree like the subset from per-layer functions of ``(eigen, eig_kernel / eig_bias)``.
 
@@ -361,9 +355,9 @@ def _kron_tree(post: LaplacePosterior, kernel_fn, bias_fn) -> Params:
     result: dict = {}
     for layer, factor, eigen, delta_kernel, delta_bias in kron_layers(post):
         eig_kernel, eig_bias = kron_eigenvalues(post, factor, eigen, delta_kernel, delta_bias)
-        curv._set_path(result, layer.path + ("kernel",), kernel_fn(eigen, eig_kernel).reshape(layer.kernel_shape))
+        curv.set_path(result, layer.path + ("kernel",), kernel_fn(eigen, eig_kernel).reshape(layer.kernel_shape))
         if layer.has_bias:
-            curv._set_path(result, layer.path + ("bias",), bias_fn(eigen, eig_bias))
+            curv.set_path(result, layer.path + ("bias",), bias_fn(eigen, eig_bias))
     return result
 
 
@@ -406,14 +400,14 @@ def _kron_tree_map(post: LaplacePosterior, noise: Params) -> Params:
     result: dict = {}
     for layer, factor, eigen, delta_kernel, delta_bias in kron_layers(post):
         eig_kernel, eig_bias = kron_eigenvalues(post, factor, eigen, delta_kernel, delta_bias)
-        z = _get(noise, layer.path)
+        z = curv.get_path(noise, layer.path)
         num_samples = z["kernel"].shape[0]
         z_kernel = z["kernel"].reshape(num_samples, layer.fan_in, layer.fan_out)
         kernel = jnp.einsum("ip,spq,jq->sij", eigen.eigvecs_a, z_kernel * jax.lax.rsqrt(eig_kernel), eigen.eigvecs_g)
-        curv._set_path(result, layer.path + ("kernel",), kernel.reshape((num_samples,) + layer.kernel_shape))
+        curv.set_path(result, layer.path + ("kernel",), kernel.reshape((num_samples,) + layer.kernel_shape))
         if layer.has_bias:
             bias = (z["bias"] * jax.lax.rsqrt(eig_bias)) @ eigen.eigvecs_g.T
-            curv._set_path(result, layer.path + ("bias",), bias)
+            curv.set_path(result, layer.path + ("bias",), bias)
     return result
 
 
@@ -500,7 +494,8 @@ def log_det_precision(post: LaplacePosterior, prior_precision: Params, noise_sca
     return total
 
 
-def _spd_inverse(matrix: Array) -> Array:
+def spd_inverse(matrix: Array) -> Array:
+    """The inverse of a symmetric positive-definite matrix by Cholesky, symmetrized."""
     chol = jnp.linalg.cholesky(0.5 * (matrix + matrix.T))
     inverse = jax.scipy.linalg.cho_solve((chol, True), jnp.eye(matrix.shape[0], dtype=matrix.dtype))
     return 0.5 * (inverse + inverse.T)
@@ -524,7 +519,7 @@ def _precision_matrix_jit(post: LaplacePosterior) -> Array:
 
 @jax.jit
 def _covariance_jit(post: LaplacePosterior) -> Array:
-    return _spd_inverse(precision_matrix(post))
+    return spd_inverse(precision_matrix(post))
 
 
 @jax.jit

@@ -147,12 +147,12 @@ def apply_precision(post: LaplacePosterior, tree: Params, power: int) -> Params:
     result: dict = {}
     for layer, factor, eigen, delta_kernel, delta_bias in posteriors.kron_layers(post):
         eig_kernel, eig_bias = posteriors.kron_eigenvalues(post, factor, eigen, delta_kernel, delta_bias)
-        node = posteriors._get(tree, layer.path)
+        node = curv.get_path(tree, layer.path)
         rotated = eigen.eigvecs_a.T @ node["kernel"] @ eigen.eigvecs_g
-        curv._set_path(result, layer.path + ("kernel",),
+        curv.set_path(result, layer.path + ("kernel",),
                        eigen.eigvecs_a @ (rotated * eig_kernel**power) @ eigen.eigvecs_g.T)
         if layer.has_bias:
-            curv._set_path(result, layer.path + ("bias",),
+            curv.set_path(result, layer.path + ("bias",),
                            eigen.eigvecs_g @ ((eigen.eigvecs_g.T @ node["bias"]) * eig_bias**power))
     return result
 

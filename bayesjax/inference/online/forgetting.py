@@ -102,6 +102,6 @@ def forget(curvature: curv.Curvature, num_seen: Array, prior: Params, forgetting
         diag = jax.tree.map(lambda k, p: 1.0 / (1.0 / (k + p) + q) - p, curvature.diag, prior)
         return curv.DiagCurvature(diag), gamma * num_seen
     prior_diag = ravel_pytree(prior)[0]
-    covariance = posteriors._spd_inverse(curvature.matrix + jnp.diag(prior_diag))
-    precision = posteriors._spd_inverse(covariance + q * jnp.eye(covariance.shape[0], dtype=covariance.dtype))
+    covariance = posteriors.spd_inverse(curvature.matrix + jnp.diag(prior_diag))
+    precision = posteriors.spd_inverse(covariance + q * jnp.eye(covariance.shape[0], dtype=covariance.dtype))
     return curv.FullCurvature(precision - jnp.diag(prior_diag)), gamma * num_seen
