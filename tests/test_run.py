@@ -193,7 +193,7 @@ class Crash(Exception):
     pass
 
 
-@pytest.mark.parametrize("info_every", [1, 4])
+@pytest.mark.parametrize("info_every", [1, 4, 0])
 def test_a_crashed_run_resumes_from_its_checkpoint(data, tmp_path, monkeypatch, info_every):
     run_module = importlib.import_module("bayesjax.run")
     kwargs = dict(num_steps=40, batch_size=8, num_chains=3, burnin=10, thin=2, progress=False,
