@@ -21,6 +21,7 @@ Two kinds of state exist, told apart by one field:
 from __future__ import annotations
 
 import functools
+import math
 from typing import Callable, NamedTuple
 
 import jax
@@ -49,6 +50,11 @@ def is_markov_chain(state: State) -> bool:
     return hasattr(state, "position")
 
 
+def num_params(tree) -> int:
+    """Scalar entries over every leaf of ``tree`` (arrays or ``jax.ShapeDtypeStruct``s)."""
+    return sum(math.prod(jnp.shape(leaf)) for leaf in jax.tree.leaves(tree))
+
+
 def repeat_params(params: Params, num_samples: int) -> Params:
     """``num_samples`` copies of ``params`` stacked on a new leading axis."""
     return jax.tree.map(
@@ -75,7 +81,8 @@ class BufferedState(NamedTuple):
     diverged_at: Array
 
 
-def _all_finite(tree) -> Array:
+def all_finite(tree) -> Array:
+    """Whether every entry of every leaf of ``tree`` is finite (a scalar bool)."""
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
 
 
@@ -127,7 +134,7 @@ def with_sample_buffer(
     def step(key: PRNGKey, state: BufferedState, batch: Batch) -> tuple[BufferedState, Info]:
         inner, info = algorithm.step(key, state.inner, batch)
         step_count = state.step_count + 1
-        finite = _all_finite((inner.position, getattr(info, "log_density", 0.0)))
+        finite = all_finite((inner.position, getattr(info, "log_density", 0.0)))
         diverged_at = jnp.where((state.diverged_at < 0) & ~finite, step_count, state.diverged_at)
         keep = (
             (step_count > burnin)

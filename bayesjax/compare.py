@@ -46,6 +46,7 @@ import optax
 
 import bayesjax as bj
 from bayesjax._checks import check_int, check_positive
+from bayesjax.base import num_params
 from bayesjax.sweep import OOD_SHIFTS, ood_inputs
 from bayesjax.types import Params, PRNGKey
 
@@ -463,7 +464,6 @@ def setup(config: CompareConfig) -> tuple[Problem, list[str], dict[str, str]]:
     log_joint = bj.log_joint(model.apply, bj.priors.gaussian(config.prior_scale), likelihood,
                              num_data=len(dataset.y_train), temperature=config.temperature)
     shapes = jax.eval_shape(model.init, jax.random.key(0), dataset.x_train[:1])
-    num_params = sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(shapes))
     x_ood = None
     if classification:
         config = dataclasses.replace(config, ood=config.ood or ("rot90" if dataset.x_test.ndim == 4 else "noise"))
@@ -473,7 +473,7 @@ def setup(config: CompareConfig) -> tuple[Problem, list[str], dict[str, str]]:
     predict_draws = jax.jit(lambda samples, x: bj.predictive(model.apply, samples, x, likelihood))
     key, init_key = jax.random.split(jax.random.key(config.seed))
     params = functools.cache(lambda: jax.jit(model.init)(init_key, dataset.x_train[:1]))
-    problem = Problem(config, dataset, model, log_joint, num_params, x_ood, predict_draws, params, key)
+    problem = Problem(config, dataset, model, log_joint, num_params(shapes), x_ood, predict_draws, params, key)
 
     names, skipped = list(config.methods or METHODS), {}
     for name in names:

@@ -65,6 +65,7 @@ References:
 """
 from __future__ import annotations
 
+import types
 import warnings
 from typing import Callable, NamedTuple
 
@@ -72,7 +73,7 @@ import jax
 import jax.numpy as jnp
 
 from bayesjax._checks import check_int, check_positive, concrete
-from bayesjax.base import Algorithm, bind_log_joint, repeat_params
+from bayesjax.base import Algorithm, bind_log_joint, num_params, repeat_params
 from bayesjax.logjoint import LogJoint
 from bayesjax.types import Array, Batch, Params, PRNGKey
 
@@ -99,7 +100,7 @@ def _blackjax():
     from blackjax.adaptation import window_adaptation
     from blackjax.mcmc import hmc, nuts
 
-    return window_adaptation, hmc, nuts
+    return types.SimpleNamespace(window_adaptation=window_adaptation, hmc=hmc, nuts=nuts)
 
 
 class HMCState(NamedTuple):
@@ -180,10 +181,6 @@ def _float_dtype(position: Params):
     return dtype if jnp.issubdtype(dtype, jnp.floating) else jnp.result_type(float)
 
 
-def _num_params(position: Params) -> int:
-    return int(sum(jnp.size(leaf) for leaf in jax.tree.leaves(position)))
-
-
 def _cast_like(tree, like):
     """Casts ``tree``'s leaves to ``like``'s dtypes (strongly typed), so a state's type is stable."""
     return jax.tree.map(lambda leaf, ref: jnp.asarray(leaf).astype(jnp.result_type(ref)), tree, like)
@@ -200,7 +197,7 @@ def _window_adaptation(diagonal_mass_matrix: bool, target_acceptance_rate: float
         # ``window_adaptation``, which cannot run inside one step; ``base`` is the
         # released per-step API.
         warnings.simplefilter("ignore", DeprecationWarning)
-        return _blackjax()[0].base(diagonal_mass_matrix, target_acceptance_rate)
+        return _blackjax().window_adaptation.base(diagonal_mass_matrix, target_acceptance_rate)
 
 
 def _check_full_batch(method: str, log_joint: LogJoint, batch: Batch) -> None:
@@ -246,7 +243,7 @@ def _transition(
                            (state.logdensity, state.logdensity_grad)),
         lambda: (state.logdensity, state.logdensity_grad),
     )
-    chain = _blackjax()[1].HMCState(state.position, logdensity, logdensity_grad)
+    chain = _blackjax().hmc.HMCState(state.position, logdensity, logdensity_grad)
     chain, info = kernel(key, chain, logdensity_fn, state.step_size, state.inverse_mass_matrix)
     position, logdensity, logdensity_grad = _cast_like(
         tuple(chain), (state.position, state.logdensity, state.logdensity_grad)
@@ -255,7 +252,7 @@ def _transition(
     adaptation, step_size, inverse_mass_matrix = state.adaptation, state.step_size, state.inverse_mass_matrix
     if num_adaptation_steps > 0:
         _, update, final = _window_adaptation(diagonal_mass_matrix, target_acceptance_rate)
-        schedule = _blackjax()[0].build_schedule(num_adaptation_steps)
+        schedule = _blackjax().window_adaptation.build_schedule(num_adaptation_steps)
         stage, is_window_end = schedule[jnp.minimum(state.step, num_adaptation_steps - 1)]
         current = (state.adaptation, state.step_size, state.inverse_mass_matrix)
 
@@ -306,12 +303,12 @@ def init(
       evaluated by the first ``step`` (NaN until then).
     """
     dtype = _float_dtype(position)
-    num_params = _num_params(position)
+    dim = num_params(position)
     step_size = jnp.asarray(step_size, dtype)
     if diagonal_mass_matrix:
-        inverse_mass_matrix = jnp.ones((num_params,), dtype)
+        inverse_mass_matrix = jnp.ones((dim,), dtype)
     else:
-        inverse_mass_matrix = jnp.eye(num_params, dtype=dtype)
+        inverse_mass_matrix = jnp.eye(dim, dtype=dtype)
     adaptation = None
     if num_adaptation_steps > 0:
         adaptation_init, _, _ = _window_adaptation(diagonal_mass_matrix, 0.8)  # target unused by init
@@ -362,7 +359,7 @@ def step(
       ValueError: at trace time, if ``batch`` is not the full data set.
     """
     _check_full_batch("HMC", log_joint, batch)
-    kernel = _blackjax()[1].build_kernel()
+    kernel = _blackjax().hmc.build_kernel()
     jitter_key, kernel_key = jax.random.split(key)
     dtype = state.step_size.dtype
     jitter = jax.random.uniform(jitter_key, (), dtype, minval=-1.0, maxval=1.0)
@@ -416,7 +413,7 @@ def nuts_step(
       ValueError: at trace time, if ``batch`` is not the full data set.
     """
     _check_full_batch("NUTS", log_joint, batch)
-    kernel = _blackjax()[2].build_kernel()
+    kernel = _blackjax().nuts.build_kernel()
 
     def nuts_kernel(key, chain, logdensity_fn, step_size, inverse_mass_matrix):
         return kernel(key, chain, logdensity_fn, step_size, inverse_mass_matrix, max_num_doublings)

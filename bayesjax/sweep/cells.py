@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bayesjax import metrics, models, priors
-from bayesjax.base import BufferedState, _all_finite, with_sample_buffer
+from bayesjax.base import BufferedState, all_finite, with_sample_buffer
 from bayesjax.logjoint import log_joint
 from bayesjax.run import RunConfig, run_chains
 from bayesjax.sweep.config import LIKELIHOODS, SweepConfig
@@ -62,7 +62,7 @@ def _num_diverged(states) -> jax.Array:
     """Chains whose sample buffer saw a divergence, or fits whose final state is not finite."""
     if isinstance(states, BufferedState):
         return jnp.sum(states.diverged_at >= 0)
-    return jnp.sum(~jax.vmap(_all_finite)(states))
+    return jnp.sum(~jax.vmap(all_finite)(states))
 
 
 def cell(setup: Setup, temperature, seed, x, y, x_test, y_test, x_ood, bar_id) -> dict:

@@ -13,18 +13,17 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+from optax.tree_utils import tree_vdot
 
+from bayesjax.base import num_params
 from bayesjax.run import pooled_sample
 
 CHECKS = ("grad_noise_ratio", "configurational_temperature", "kinetic_temperature")
 
 
-def _tree_dot(a, b) -> jax.Array:
-    return sum(jnp.sum(x * y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
-
-
-def _num_params(tree) -> int:
-    return sum(leaf.size for leaf in jax.tree.leaves(tree))
+def per_draw_size(stacked) -> int:
+    """Entries of one draw of a tree whose leaves stack draws on a leading axis."""
+    return num_params(stacked) // len(jax.tree.leaves(stacked)[0])
 
 
 def configurational_temperature(grad_potential: Callable, samples) -> jax.Array:
@@ -34,13 +33,13 @@ def configurational_temperature(grad_potential: Callable, samples) -> jax.Array:
     (Wenzel et al. 2020, App. I), so a sampler that reaches the nominal
     temperature gives T back.
     """
-    virial = jax.vmap(lambda p: _tree_dot(p, grad_potential(p)))(samples)
-    return jnp.mean(virial) / _num_params(jax.tree.map(lambda leaf: leaf[0], samples))
+    virial = jax.vmap(lambda p: tree_vdot(p, grad_potential(p)))(samples)
+    return jnp.mean(virial) / per_draw_size(samples)
 
 
 def kinetic_temperature(momentum, step_size) -> jax.Array:
     """<v^2> / (d eps) for SGHMC momenta v in position units (v = sqrt(eps) p, p ~ N(0, T))."""
-    return _tree_dot(momentum, momentum) / _num_params(momentum) / step_size
+    return tree_vdot(momentum, momentum) / num_params(momentum) / step_size
 
 
 def gradient_noise_ratio(minibatch_grads, step_size, temperature, friction=1.0) -> jax.Array:
@@ -56,7 +55,7 @@ def gradient_noise_ratio(minibatch_grads, step_size, temperature, friction=1.0) 
       step_size: eps. temperature: T. friction: alpha (SGHMC), 1 for SGLD.
     """
     variance = sum(jnp.sum(jnp.var(g, axis=0)) for g in jax.tree.leaves(minibatch_grads))
-    variance = variance / _num_params(jax.tree.map(lambda leaf: leaf[0], minibatch_grads))
+    variance = variance / per_draw_size(minibatch_grads)
     return step_size * variance / (2 * friction * temperature)
 
 

@@ -10,7 +10,6 @@ One concept per file:
 * :mod:`.marglik`: the Laplace log evidence and prior-precision / noise tuning.
 * :mod:`.algorithm`: the streaming :class:`~bayesjax.base.Algorithm` form.
 * :mod:`.fit`: :func:`laplace`, the post-hoc entry point.
-* :mod:`.compiling`: small programs compiled quickly on CPU (cold starts).
 
 References: MacKay (1992), "A practical Bayesian framework for backpropagation
 networks"; Martens & Grosse (2015), KFAC; Ritter, Botev & Barber (2018), "A

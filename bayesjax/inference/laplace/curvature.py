@@ -45,6 +45,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from bayesjax.base import num_params
 from bayesjax.inference.laplace import subset as subsets
 from bayesjax.inference.laplace.layers import Layer, NotTappable, check_calls, find_layers, tapped_forward
 from bayesjax.likelihoods import Likelihood
@@ -138,6 +139,11 @@ def one_example(x: Array) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct((1,) + tuple(jnp.shape(x)[1:]), jnp.result_type(x))
 
 
+def num_outputs(apply: ApplyFn, params: Params, x: Array) -> int:
+    """K, the model's outputs per example (from shapes alone)."""
+    return jax.eval_shape(apply, params, one_example(x)).shape[-1]
+
+
 def chunking(num_examples: int, chunk_size: int) -> tuple[int, int]:
     """``(chunk, num_chunks)`` for ``num_examples`` split into chunks of at most ``chunk_size``."""
     chunk = max(1, min(int(chunk_size), num_examples))
@@ -229,7 +235,7 @@ def bytes_per_example(layers, sub: Params, num_columns: int, x: Array) -> float:
     itemsize = max(leaf.dtype.itemsize for leaf in jax.tree.leaves(sub))
     row = math.prod(x.shape[1:]) * x.dtype.itemsize
     if layers is None:
-        return 3.0 * num_columns * subsets.num_params(sub) * itemsize + row
+        return 3.0 * num_columns * num_params(sub) * itemsize + row
     width = sum(layer.num_locations * (layer.fan_in + layer.fan_out) for layer in layers)
     jacobians = sum(layer.fan_in * layer.fan_out for layer in layers if layer.num_locations > 1)
     return ((num_columns + 4) * width + 2 * num_columns * jacobians) * itemsize + 4 * row
@@ -243,7 +249,7 @@ def zeros(hessian: str, sub: Params) -> Curvature:
     if hessian == "diag":
         return DiagCurvature(jax.tree.map(jnp.zeros_like, sub))
     if hessian == "full":
-        dim = subsets.num_params(sub)
+        dim = num_params(sub)
         dtype = jnp.result_type(*jax.tree.leaves(sub))
         return FullCurvature(jnp.zeros((dim, dim), dtype))
     if hessian == "kfac":
@@ -393,8 +399,7 @@ def accumulate(
     layers = tap_layers(hessian, apply, params, names, x)
     sub = subsets.select(params, names)
     if chunk_size is None:
-        num_outputs = jax.eval_shape(apply, params, one_example(x)).shape[-1]
-        columns = num_factor_columns(likelihood, num_outputs, curvature)
+        columns = num_factor_columns(likelihood, num_outputs(apply, params, x), curvature)
         chunk_size = auto_chunk_size(x.shape[0], bytes_per_example(layers, sub, columns, x))
 
     def fold(carry, chunk_arrays, mask):

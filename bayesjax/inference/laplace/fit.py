@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from bayesjax import compiling
+from bayesjax.base import num_params
 from bayesjax.inference.laplace import algorithm
 from bayesjax.inference.laplace import curvature as curv
 from bayesjax.inference.laplace import subset as subsets
@@ -119,11 +120,11 @@ def laplace(
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     x, y = _check_data(data)
-    outputs = jax.eval_shape(log_joint.apply, params_map, curv.one_example(x))
-    check_targets(log_joint.likelihood, y, outputs.shape[-1])
+    num_outputs = curv.num_outputs(log_joint.apply, params_map, x)
+    check_targets(log_joint.likelihood, y, num_outputs)
     subset = subset if isinstance(subset, str) else tuple(subset)
     names = subsets.resolve(subset, params_map)
-    dim = subsets.num_params(subsets.select(params_map, names))
+    dim = num_params(subsets.select(params_map, names))
     if hessian == "full" and dim > MAX_FULL_PARAMS:
         raise ValueError(
             f"hessian='full' over {dim} weights needs a {dim} x {dim} matrix; the limit is {MAX_FULL_PARAMS}. "
@@ -138,7 +139,7 @@ def laplace(
     if prior_precision is not None:
         prior_precision = normalize_prior_precision(prior_precision, sub, log_joint, hessian)
     target = Target(log_joint)
-    work = fit_work(log_joint, params_map, x.shape, outputs.shape[-1], hessian, curvature, dim)
+    work = fit_work(log_joint, params_map, x.shape, num_outputs, hessian, curvature, dim)
     state, delta, scalars, factor = FIT.pick(work, params_map, prior_precision)(
         params_map, (x, y), prior_precision, log_joint.temperature,
         algorithm.prior_scale(log_joint), log_joint.num_data, target=target, hessian=hessian, curvature=curvature,

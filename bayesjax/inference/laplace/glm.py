@@ -62,7 +62,7 @@ def _chunk_size(post: LaplacePosterior, layers, x: Array, num_outputs: int) -> i
 
 def _chunk_covariance(post: LaplacePosterior, layers, x: Array) -> tuple[Array, Array]:
     apply, params = post.log_joint.apply, post.mean
-    num_outputs = jax.eval_shape(apply, params, curv.one_example(x)).shape[-1]
+    num_outputs = curv.num_outputs(apply, params, x)
     batch = x.shape[0]
     identity = jnp.broadcast_to(jnp.eye(num_outputs), (batch, num_outputs, num_outputs))
     if layers is not None:
@@ -108,9 +108,7 @@ def _layer_variances(post: LaplacePosterior, layers, inputs, grads):
         variance = jax.tree.map(lambda k, d: 1.0 / (a_coef * k + b_coef * d), post.curvature.diag,
                                 post.prior_precision)
         for layer in layers:
-            var = variance
-            for name in layer.path:
-                var = var[name]
+            var = curv.get_path(variance, layer.path)
             var_bias = var["bias"] if layer.has_bias else None
             out.append((layer, inputs[layer.key], grads[layer.key], var["kernel"].reshape(layer.fan_in, layer.fan_out),
                         var_bias))
@@ -126,8 +124,7 @@ def _layer_variances(post: LaplacePosterior, layers, inputs, grads):
 def functional_covariance(post: LaplacePosterior, x: Array) -> tuple[Array, Array]:
     """``(f(x; mean) [N, K], J P^{-1} J^T [N, K, K])``, chunked over ``x``."""
     layers = curv.tap_layers(post.hessian, post.log_joint.apply, post.mean, post.subset, x)
-    num_outputs = jax.eval_shape(post.log_joint.apply, post.mean, curv.one_example(x)).shape[-1]
-    chunk = _chunk_size(post, layers, x, num_outputs)
+    chunk = _chunk_size(post, layers, x, curv.num_outputs(post.log_joint.apply, post.mean, x))
     return curv.map_chunks(lambda xc: _chunk_covariance(post, layers, xc), x, chunk)
 
 
@@ -174,9 +171,9 @@ def function_noise(post: LaplacePosterior, x: Array, key: PRNGKey | None, num_sa
     own small program (:func:`.compiling.normal`), shared by every posterior
     with the same K; traced, it joins the caller's.
     """
-    num_outputs = jax.eval_shape(post.log_joint.apply, post.mean, curv.one_example(x)).shape[-1]
     dtype = jnp.result_type(*jax.tree.leaves(post.subset_mean))
-    return compiling.normal(key, (num_samples, num_outputs), dtype, post, x)
+    shape = (num_samples, curv.num_outputs(post.log_joint.apply, post.mean, x))
+    return compiling.normal(key, shape, dtype, post, x)
 
 
 def _glm_moments(post: LaplacePosterior, x: Array, noise: Array):
@@ -187,8 +184,7 @@ def _glm_moments(post: LaplacePosterior, x: Array, noise: Array):
     """
     layers = curv.tap_layers(post.hessian, post.log_joint.apply, post.mean, post.subset, x)
     likelihood = post.log_joint.likelihood
-    num_outputs = jax.eval_shape(post.log_joint.apply, post.mean, curv.one_example(x)).shape[-1]
-    chunk = _chunk_size(post, layers, x, num_outputs)
+    chunk = _chunk_size(post, layers, x, curv.num_outputs(post.log_joint.apply, post.mean, x))
 
     def per_chunk(xc):
         f_mean, f_cov = _chunk_covariance(post, layers, xc)

@@ -37,8 +37,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from bayesjax._checks import check_positive, concrete
 from bayesjax import compiling
+from bayesjax._checks import check_positive, concrete
+from bayesjax.base import num_params
 from bayesjax.inference.laplace import curvature as curv
 from bayesjax.inference.laplace import subset as subsets
 from bayesjax.logjoint import LogJoint
@@ -140,7 +141,7 @@ class LaplacePosterior:
     @property
     def num_params(self) -> int:
         """Number of Bayesian parameters D."""
-        return subsets.num_params(self.subset_mean)
+        return num_params(self.subset_mean)
 
     @property
     def log_likelihood(self) -> Array:
@@ -329,9 +330,7 @@ def kron_layers(post: LaplacePosterior):
     layers = curv.kfac_layers(post.subset_mean)
     out = []
     for layer in layers:
-        node = post.prior_precision
-        for name in layer.path:
-            node = node[name]
+        node = curv.get_path(post.prior_precision, layer.path)
         out.append((layer, post.curvature.factors[layer.key], post.factor[layer.key],
                     node["kernel"], node.get("bias")))
     return out
@@ -373,7 +372,7 @@ def standard_normal(post: LaplacePosterior, key: PRNGKey, num_samples: int) -> A
     """
     sub = post.subset_mean
     dtype = jnp.result_type(*jax.tree.leaves(sub))
-    return compiling.normal(key, (num_samples, subsets.num_params(sub)), dtype, post)
+    return compiling.normal(key, (num_samples, num_params(sub)), dtype, post)
 
 
 def sample_deviations(post: LaplacePosterior, noise: Array) -> Params:

@@ -8,8 +8,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-import jax
-
 from bayesjax.types import Params
 
 SUBSETS = ("all", "last_layer")
@@ -57,7 +55,3 @@ def select(params: Params, names: tuple[str, ...] | None) -> Params:
 def merge(sub: Params, params: Params, names: tuple[str, ...] | None) -> Params:
     """``params`` with the subset replaced by ``sub``."""
     return sub if names is None else {**params, **sub}
-
-
-def num_params(sub: Params) -> int:
-    return sum(leaf.size for leaf in jax.tree.leaves(sub))

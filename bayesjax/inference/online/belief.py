@@ -37,10 +37,10 @@ from jax.flatten_util import ravel_pytree
 
 from bayesjax._checks import check_positive
 from bayesjax.inference.laplace import curvature as curv
-from bayesjax.inference.online import forgetting as forgetting_
-from bayesjax.inference.online import predictive as predictive_
 from bayesjax.inference.laplace import posterior as posteriors
 from bayesjax.inference.laplace.posterior import LaplacePosterior, Target
+from bayesjax.inference.online import forgetting as forgetting_
+from bayesjax.inference.online import predictive as predictive_
 from bayesjax.inference.vi.meanfield import float_dtype
 from bayesjax.logjoint import LogJoint
 from bayesjax.types import Array, Batch, Params
@@ -150,10 +150,10 @@ def apply_precision(post: LaplacePosterior, tree: Params, power: int) -> Params:
         node = curv.get_path(tree, layer.path)
         rotated = eigen.eigvecs_a.T @ node["kernel"] @ eigen.eigvecs_g
         curv.set_path(result, layer.path + ("kernel",),
-                       eigen.eigvecs_a @ (rotated * eig_kernel**power) @ eigen.eigvecs_g.T)
+                      eigen.eigvecs_a @ (rotated * eig_kernel**power) @ eigen.eigvecs_g.T)
         if layer.has_bias:
             curv.set_path(result, layer.path + ("bias",),
-                           eigen.eigvecs_g @ ((eigen.eigvecs_g.T @ node["bias"]) * eig_bias**power))
+                          eigen.eigvecs_g @ ((eigen.eigvecs_g.T @ node["bias"]) * eig_bias**power))
     return result
 
 
@@ -175,11 +175,6 @@ def batch_curvature(log_joint: LogJoint, hessian: str, params: Params, batch: Ba
         jnp.asarray(x), jnp.asarray(y), x.shape[0],
     )
     return total, log_likelihood
-
-
-def tree_vdot(a: Params, b: Params) -> Array:
-    """``sum_i a_i b_i`` over every leaf."""
-    return sum(jnp.vdot(u, v) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
 def tempered_prior(log_joint: LogJoint, mean: Params, c_prior: Array) -> Params:

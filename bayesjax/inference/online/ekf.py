@@ -53,11 +53,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from bayesjax.base import Algorithm, bind_log_joint
+from bayesjax.base import Algorithm, bind_log_joint, num_params
 from bayesjax.inference.laplace import curvature as curv
 from bayesjax.inference.laplace import posterior as posteriors
 from bayesjax.inference.laplace.fit import MAX_FULL_PARAMS
-from bayesjax.inference.laplace.subset import num_params
 from bayesjax.inference.online import belief
 from bayesjax.inference.online import forgetting as forgetting_
 from bayesjax.inference.online import predictive as predictive_

@@ -46,12 +46,11 @@ import jax.numpy as jnp
 import optax
 
 from bayesjax._checks import check_int
-from bayesjax.base import Algorithm, bind_log_joint
+from bayesjax.base import Algorithm, bind_log_joint, num_params
 from bayesjax.inference.laplace import curvature as curv
 from bayesjax.inference.laplace import posterior as posteriors
 from bayesjax.inference.laplace.fit import MAX_FULL_PARAMS
 from bayesjax.inference.laplace.posterior import LaplacePosterior
-from bayesjax.inference.laplace.subset import num_params
 from bayesjax.inference.online import belief
 from bayesjax.inference.online import forgetting as forgetting_
 from bayesjax.inference.online import predictive as predictive_
@@ -116,7 +115,7 @@ def _line_search(objective, theta: Params, gradient: Params, direction: Params) 
     alphas = 0.5 ** jnp.arange(NUM_STEP_SIZES, dtype=float_dtype(theta))
     moved = lambda alpha: jax.tree.map(lambda t, d: t + alpha * d, theta, direction)  # noqa: E731
     values = jax.vmap(lambda alpha: objective(moved(alpha)))(alphas)
-    accept = values >= objective(theta) + ARMIJO * alphas * belief.tree_vdot(gradient, direction)
+    accept = values >= objective(theta) + ARMIJO * alphas * optax.tree_utils.tree_vdot(gradient, direction)
     return moved(jnp.where(jnp.any(accept), alphas[jnp.argmax(accept)], 0.0))
 
 
@@ -166,7 +165,7 @@ def step(
 
     def objective(theta: Params) -> Array:
         deviation = jax.tree.map(jnp.subtract, theta, state.mean)
-        penalty = belief.tree_vdot(deviation, belief.apply_precision(predicted, deviation, 1))
+        penalty = optax.tree_utils.tree_vdot(deviation, belief.apply_precision(predicted, deviation, 1))
         return c_lik * belief.batch_log_likelihood(log_joint, theta, batch) - 0.5 * penalty
 
     def updated(theta: Params) -> LaplacePosterior:
@@ -179,7 +178,7 @@ def step(
     curvature, num_seen = belief.add_curvature(curvature, num_seen, new, c_lik, batch_size)
     gradient = jax.grad(objective)(theta)
     info = OnlineLaplaceInfo(log_predictive, belief.batch_log_likelihood(log_joint, state.mean, batch),
-                             jnp.sqrt(belief.tree_vdot(gradient, gradient)))
+                             jnp.sqrt(optax.tree_utils.tree_vdot(gradient, gradient)))
     return OnlineLaplaceState(theta, curvature, num_seen.astype(state.num_seen.dtype), state.count + 1), info
 
 

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from bayesjax.base import num_params
 from bayesjax.inference.vi import parametrization as scales
 from bayesjax.inference.vi.family import Family
 from bayesjax.types import Array, Params, PRNGKey
@@ -39,11 +40,6 @@ class MeanFieldVIState(NamedTuple):
     rho: Params
     opt_state: optax.OptState
     count: Array
-
-
-def num_params(tree: Params) -> int:
-    """Total number of scalar entries of a tree."""
-    return sum(math.prod(jnp.shape(leaf)) for leaf in jax.tree.leaves(tree))
 
 
 def float_dtype(tree: Params):
