@@ -472,6 +472,11 @@ def _drive(algorithm: Algorithm, config: RunConfig, chunk: int, key: PRNGKey, pa
     def host_infos(info_like):
         return jax.tree.map(lambda s: np.zeros((num_chunks * infos_per_chunk,) + s.shape[1:], s.dtype), info_like)
 
+    num_infos = config.num_steps // config.info_every if config.info_every else 0
+    if num_chunks == 1 and checkpoint is None and jax.process_count() == 1:
+        # Nothing to show or save between chunks: the infos stay where they are, no trip through the host.
+        chains, info = _advance(algorithm, config, chains, x, y, jnp.zeros((), jnp.int32), chunk)
+        return chains.states, jax.tree.map(lambda a: a[:num_infos], info)
     infos, done = None, 0
     if checkpoint is not None and os.path.exists(checkpoint):
         one_chunk = functools.partial(advance_chains, algorithm, config, length=chunk)
@@ -492,5 +497,4 @@ def _drive(algorithm: Algorithm, config: RunConfig, chunk: int, key: PRNGKey, pa
             if checkpoint is not None and (finished or time.monotonic() - last_save >= checkpoint_every):
                 snapshots.save(checkpoint, {"chains": chains, "info": infos, "done": np.asarray(index + 1)}, identity)
                 last_save = time.monotonic()
-    num_infos = config.num_steps // config.info_every if config.info_every else 0
     return chains.states, jax.tree.map(lambda a: jnp.asarray(a[:num_infos]), infos)
