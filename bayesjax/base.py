@@ -92,7 +92,7 @@ def all_finite(tree) -> Array:
 
 @functools.lru_cache(maxsize=256)
 def with_sample_buffer(
-    algorithm: Algorithm, capacity: int, burnin: int = 0, thin: int = 1
+    algorithm: Algorithm, capacity: int, burnin: int = 0, thin: int = 1, watch_log_density: bool = True
 ) -> Algorithm:
     """Collects a Markov chain's positions into a fixed-size buffer.
 
@@ -113,6 +113,11 @@ def with_sample_buffer(
       capacity: number of buffer slots (> 0).
       burnin: number of initial steps whose positions are discarded.
       thin: keep every ``thin``-th position after burn-in.
+      watch_log_density: also flag a non-finite ``log_density``. Without it
+        a step whose log density is not used elsewhere need not compute it
+        (``bj.run(..., info_every=0)``), and divergence is seen in the
+        position alone: a non-finite log density almost always makes the
+        gradient, hence the position, non-finite too.
 
     Returns:
       An :class:`Algorithm` over :class:`BufferedState`; the same object for
@@ -138,7 +143,8 @@ def with_sample_buffer(
     def step(key: PRNGKey, state: BufferedState, batch: Batch) -> tuple[BufferedState, Info]:
         inner, info = algorithm.step(key, state.inner, batch)
         step_count = state.step_count + 1
-        finite = all_finite((inner.position, getattr(info, "log_density", 0.0)))
+        watched = (inner.position, getattr(info, "log_density", 0.0)) if watch_log_density else inner.position
+        finite = all_finite(watched)
         diverged_at = jnp.where((state.diverged_at < 0) & ~finite, step_count, state.diverged_at)
         keep = (
             (step_count > burnin)

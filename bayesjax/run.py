@@ -194,7 +194,8 @@ def run(
         ... counted from 1); 0 keeps none (``Posterior.info`` is None). The
         other steps skip computing it, which saves time where a step is
         cheap (one chain of a small model) and memory on long runs.
-        Divergence detection does not depend on it.
+        With ``info_every != 1`` divergence is detected in the positions
+        alone (see :func:`buffered`).
 
     Returns:
       A :class:`Posterior` with ``.sample(key, n)``, the final ``state`` and
@@ -264,8 +265,7 @@ def run(
         identity = _identity(config, chunk, key, params, x, y)
     state, info = _drive(algorithm, config, chunk, key, None if init_fn else params, x, y, progress,
                          checkpoint, checkpoint_every, identity)
-    run_algorithm = with_sample_buffer(algorithm, *buffer) if buffer else algorithm
-    posterior = Posterior(run_algorithm, state, info)
+    posterior = Posterior(buffered(algorithm, config), state, info)
     if posterior.divergences:
         warnings.warn(f"{_describe(posterior.divergences)} (see Posterior.divergences)", DivergenceWarning, stacklevel=2)
     return posterior
@@ -299,6 +299,19 @@ class RunConfig(NamedTuple):
     info_every: int = 1
 
 
+def buffered(algorithm: Algorithm, config: RunConfig) -> Algorithm:
+    """The algorithm a run steps: Markov chains wrapped in their sample buffer.
+
+    The log density is watched for divergence only when every step's info is
+    kept; otherwise the steps without info skip computing it (on an H100 this
+    took SGLD on the digits MLP from 1.66x to 1.22x a bare hand-written loop
+    at one chain) and divergence is seen in the positions.
+    """
+    if config.buffer is None:
+        return algorithm
+    return with_sample_buffer(algorithm, *config.buffer, watch_log_density=config.info_every == 1)
+
+
 def _place_data(x, y, mesh: Mesh | None, full_batch: bool) -> tuple[Array, Array]:
     """Data on the mesh: split over its data axis for full-batch runs, else replicated."""
     if mesh is None:
@@ -322,8 +335,7 @@ def start_chains(algorithm: Algorithm, config: RunConfig, key: PRNGKey, params: 
                  num_data: int) -> Chains:
     """Initial states of ``config.num_chains`` chains; chain k uses ``fold_in(key, k)``."""
     c = config
-    if c.buffer is not None:
-        algorithm = with_sample_buffer(algorithm, *c.buffer)
+    algorithm = buffered(algorithm, c)
     chain_keys = jax.vmap(lambda k: jax.random.fold_in(key, k))(jnp.arange(c.num_chains))
     init_keys, params_keys, loop_keys = jnp.moveaxis(
         jax.vmap(lambda k: jax.random.split(k, 3))(sharding.constrain_chains(chain_keys, c.mesh)), 1, 0
@@ -348,8 +360,7 @@ def advance_chains(algorithm: Algorithm, config: RunConfig, chains: Chains, x: A
     steps run without it, so XLA leaves its computation out.
     """
     c = config
-    if c.buffer is not None:
-        algorithm = with_sample_buffer(algorithm, *c.buffer)
+    algorithm = buffered(algorithm, c)
     num_data = x.shape[0]
     steps_per_epoch = num_data // c.batch_size
     # One unsharded chain runs without its chain axis: a vmap over one chain

@@ -29,7 +29,6 @@ import time
 START = time.perf_counter()
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 

@@ -63,19 +63,6 @@ def test_stddev_only_for_gaussian_priors():
     assert priors.student_t(3.0).stddev is None
 
 
-def _expected_layerwise_std(path, shape, init, weight_scale, bias_scale):
-    del path
-    if len(shape) <= 1:
-        return bias_scale
-    if len(shape) == 2:  # dense
-        fan_in, fan_out = shape
-    else:  # conv [kh, kw, cin, cout]
-        kh, kw, cin, cout = shape
-        fan_in, fan_out = kh * kw * cin, kh * kw * cout
-    variance = {"xavier": 2.0 / (fan_in + fan_out), "lecun": 1.0 / fan_in, "he": 2.0 / fan_in}[init]
-    return weight_scale * math.sqrt(variance)
-
-
 def _filled(model, x_shape, seed):
     """The model's parameter tree, filled from NumPy (no RNG compile)."""
     rng = np.random.default_rng(seed)

@@ -53,6 +53,24 @@ def test_buffer_capacity_keeps_the_latest(data):
     np.testing.assert_array_equal(np.sort(np.asarray(post.state.buffer["w"][0])), [17, 18, 19, 20])
 
 
+class DensityInfo(NamedTuple):
+    log_density: jax.Array
+
+
+def test_the_log_density_is_watched_where_every_info_is_kept(data):
+    walk = random_walk(0.0)  # finite positions, but a log density of -inf
+    algo = walk._replace(step=lambda key, state, batch: (walk.step(key, state, batch)[0], DensityInfo(-jnp.inf)))
+
+    def run(**options):
+        return bj.run(jax.random.key(0), algo, {"w": jnp.zeros(())}, data, num_steps=4, batch_size=10,
+                      progress=False, **options)
+
+    with pytest.warns(bj.DivergenceWarning, match="chain 0 diverged at step 1"):
+        assert run().divergences == {0: 1}
+    # Without per-step infos the log density is not computed, and the positions are finite.
+    assert run(info_every=0).divergences == {} and run(info_every=2).divergences == {}
+
+
 def test_minibatches_cover_each_epoch(data):
     # Info is the batch's mean target; over an epoch the batch means average to the data mean.
     post = bj.run(jax.random.key(0), random_walk(), {"w": jnp.zeros(())}, data,

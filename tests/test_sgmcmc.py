@@ -107,12 +107,13 @@ def test_one_step_size_is_stable_from_t1_to_t1e4():
         assert untempered[-20:].mean() > untempered[:20].mean()
 
 
-def test_divergent_step_size_is_reported_not_returned(data):
+@pytest.mark.parametrize("info_every", [1, 0])  # 0: divergence seen in the positions alone
+def test_divergent_step_size_is_reported_not_returned(data, info_every):
     x, y = data
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         post = bj.run(jax.random.key(5), bj.sgld(log_joint(), step_size=1.0), {"w": jnp.zeros(D)}, (x, y),
-                      num_steps=200, num_chains=3, progress=False)
+                      num_steps=200, num_chains=3, progress=False, info_every=info_every)
     assert set(post.divergences) == {0, 1, 2} and all(1 <= t <= 200 for t in post.divergences.values())
     assert any(issubclass(w.category, bj.DivergenceWarning) and "chain 0 diverged at step" in str(w.message)
                for w in caught)
