@@ -480,14 +480,15 @@ def _drive(algorithm: Algorithm, config: RunConfig, chunk: int, key: PRNGKey, pa
     infos_per_chunk = chunk // config.info_every if config.info_every else 0
     chains = _start(algorithm, config, key, params, x.shape[0])
 
-    def host_infos(info_like):
-        return jax.tree.map(lambda s: np.zeros((num_chunks * infos_per_chunk,) + s.shape[1:], s.dtype), info_like)
-
     num_infos = config.num_steps // config.info_every if config.info_every else 0
     if num_chunks == 1 and checkpoint is None and jax.process_count() == 1:
         # Nothing to show or save between chunks: the infos stay where they are, no trip through the host.
         chains, info = _advance(algorithm, config, chains, x, y, jnp.zeros((), jnp.int32), chunk)
         return chains.states, jax.tree.map(lambda a: a[:num_infos], info)
+
+    def host_infos(info_like):
+        return jax.tree.map(lambda s: np.zeros((num_chunks * infos_per_chunk,) + s.shape[1:], s.dtype), info_like)
+
     infos, done = None, 0
     if checkpoint is not None and os.path.exists(checkpoint):
         one_chunk = functools.partial(advance_chains, algorithm, config, length=chunk)

@@ -9,9 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from bayesjax import metrics, models, priors
-from bayesjax.base import BufferedState, all_finite, with_sample_buffer
+from bayesjax.base import BufferedState, all_finite
 from bayesjax.logjoint import log_joint
-from bayesjax.run import RunConfig, run_chains
+from bayesjax.run import RunConfig, buffered, run_chains
 from bayesjax.sweep.config import LIKELIHOODS, SweepConfig
 from bayesjax.sweep.methods import METHODS
 from bayesjax.sweep.temperature import CHECKS
@@ -83,8 +83,7 @@ def cell(setup: Setup, temperature, seed, x, y, x_test, y_test, x_ood, bar_id) -
                        init_fn=lambda k: setup.model.init(k, x[:1]), augment=setup.augment,
                        progress_every=setup.progress_every)
     states, info = run_chains(algorithm, config, run_key, None, x, y, bar_id)
-    if buffer is not None:
-        algorithm = with_sample_buffer(algorithm, *buffer)
+    algorithm = buffered(algorithm, config)
     if method.posthoc is not None:
         algorithm, states = method.posthoc(lj, c, states, x, y)
     record = evaluate(*method.predict(lj, c, algorithm, states, sample_key, (x_test, x_ood)), y_test)
