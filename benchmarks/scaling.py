@@ -84,16 +84,28 @@ def main(argv=None) -> int:
         print(sgmcmc.CHILD_TAG + json.dumps(out), flush=True)
         return 0
     device_counts = [int(d) for d in (args.devices or ("1,2,4" if args.platform == "cpu" else "1")).split(",")]
-    results = {"settings": vars(args), "load_start": sgmcmc.loadavg(), "by_devices": {}}
+    results = {"settings": vars(args)} | measure(device_counts, chains, args.steps, args.repeats, args.hand,
+                                                 args.platform)
+    print_table(results, chains, device_counts)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    return 0
+
+
+def measure(device_counts: list[int], chains: list[int], num_steps: int, repeats: int, hand: bool = False,
+            platform: str = "cpu") -> dict:
+    """One child process per device count (the host split is fixed when JAX starts); their figures by device count."""
+    results = {"load_start": sgmcmc.loadavg(), "by_devices": {}}
     start = time.perf_counter()
     for d in device_counts:
-        env = dict(os.environ, JAX_PLATFORMS=args.platform if args.platform == "cpu" else "cuda")
-        if args.platform == "cpu":
+        env = dict(os.environ, JAX_PLATFORMS=platform if platform == "cpu" else "cuda")
+        if platform == "cpu":
             flags = " ".join(f for f in env.get("XLA_FLAGS", "").split() if "device_count" not in f)
             env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={d}".strip()
         print(f"[{d} device(s)]", flush=True)
-        child_args = ["--_child", str(d), "--chains", args.chains, "--steps", str(args.steps),
-                      "--repeats", str(args.repeats)] + (["--hand"] if args.hand else [])
+        child_args = ["--_child", str(d), "--chains", ",".join(map(str, chains)), "--steps", str(num_steps),
+                      "--repeats", str(repeats)] + (["--hand"] if hand else [])
         out, _, err = sgmcmc.run_child(child_args, script=__file__, env=env, timeout=3600)
         if out is None:
             print(f"  failed: {err}")
@@ -101,11 +113,7 @@ def main(argv=None) -> int:
         results["by_devices"][str(d)] = out
     results["load_end"] = sgmcmc.loadavg()
     results["wall_s"] = time.perf_counter() - start
-    print_table(results, chains, device_counts)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
-    return 0
+    return results
 
 
 def print_table(results: dict, chains: list[int], device_counts: list[int]) -> None:

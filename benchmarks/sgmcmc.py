@@ -30,6 +30,10 @@ What is measured, all in this one script so ratios share one machine state:
    ``torch.func.vmap``, each with torch's default thread count and with one
    thread (the better is compared; on a loaded machine torch's OpenMP threads
    can collapse).
+5. The most chains once more with ``num_samples=1``, on one device and
+   sharded over the host split into one XLA device per usable core (each in a
+   child process of ``benchmarks/scaling.py``), as the ``bayesjax`` command
+   runs them; one XLA:CPU device runs this program on one core.
 
 ``bj.run(num_samples=1)`` and ``bj.run(num_samples=1, info_every=0)``
 (``--buffer-variant``) separate the costs of the default sample buffer (every
@@ -218,6 +222,13 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def git_revision() -> str:
@@ -527,6 +538,23 @@ def section_posteriors(args, results):
     results["posteriors"] = data
 
 
+def section_host_split(args, chains, results):
+    """The most chains once more, on one device and sharded over the host split into one device per core.
+
+    One XLA:CPU device runs a program on one core at these sizes; the
+    ``bayesjax`` command splits the host into one device per core and shards
+    the chains over them (``bj.sharding.mesh``). Both runs keep one sample
+    (``num_samples=1``), as posteriors' loop keeps only the current state.
+    """
+    import scaling  # the chains-over-devices benchmark's children
+
+    cores = usable_cores()
+    if cores < 2:
+        results["host_split"] = {"skipped": f"{cores} usable core"}
+        return
+    results["host_split"] = scaling.measure([1, cores], [max(chains)], args.steps, args.repeats)
+
+
 # --------------------------------------------------------------------------- #
 # Report
 # --------------------------------------------------------------------------- #
@@ -615,6 +643,7 @@ def print_report(args, chains, results):
               f"({len(fp.get('bayesjax_cache_entries', []))} entries in all)")
 
     post = results.get("posteriors", {})
+    posteriors_one_chain = post.get("chains", {}).get("1", {}).get("chain_steps_per_s")
     print()
     if "skipped" in post or "error" in post:
         print(f"posteriors: skipped ({post.get('skipped') or 'child failed: ' + post.get('error', '')[-300:]}).")
@@ -641,6 +670,30 @@ def print_report(args, chains, results):
             gain = tp[most]["bayesjax"]["chain_steps_per_s"] / single["chain_steps_per_s"]
             print(f"  bj.run with {most} vmapped chains / posteriors' one chain (as posteriors is usually run): "
                   f"{gain:.1f}x chain-steps/s (target 10x: {verdict(gain >= 10)})")
+    print_host_split(results.get("host_split"), posteriors_one_chain)
+
+
+def print_host_split(split: dict | None, posteriors_one_chain: float | None) -> None:
+    if not split:
+        return
+    print()
+    if "skipped" in split:
+        print(f"Host split: skipped ({split['skipped']})")
+        return
+    runs = split["by_devices"]
+    if "1" not in runs or len(runs) < 2:
+        print(f"Host split: a child failed (device counts measured: {sorted(runs)})")
+        return
+    cores = max(runs, key=int)
+    ((num_chains, one),) = runs["1"]["rows"].items()
+    one_rate = one["bayesjax"]["chain_steps_per_s"]
+    rate = runs[cores]["rows"][num_chains]["bayesjax"]["chain_steps_per_s"]
+    print(f"Host split into one device per core, bj.run(num_samples=1), {num_chains} chains (benchmarks/scaling.py)")
+    print(f"  one device {one_rate:,.0f} chain-steps/s; sharded over {cores} devices (as the bayesjax command "
+          f"runs) {rate:,.0f}, {rate / one_rate:.2f}x")
+    if posteriors_one_chain:
+        gain = rate / posteriors_one_chain
+        print(f"  sharded bj.run / posteriors' one chain: {gain:.1f}x chain-steps/s (target 10x: {verdict(gain >= 10)})")
 
 
 def machine_info() -> dict:
@@ -654,15 +707,11 @@ def machine_info() -> dict:
         jaxlib_version = jaxlib.__version__
     except (ImportError, AttributeError):
         jaxlib_version = "unknown"
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
     return {
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cpu": cpu_name(),
-        "cpu_count": f"{os.cpu_count()} ({usable} usable)",
+        "cpu_count": f"{os.cpu_count()} ({usable_cores()} usable)",
         "jax": jax.__version__,
         "jaxlib": jaxlib_version,
         "device": ", ".join(f"{d.platform}:{d.device_kind}" for d in jax.devices()),
@@ -688,6 +737,8 @@ def parse_args(argv=None):
                              "costs of the sample buffer and of the per-step info from the driver's")
     parser.add_argument("--skip-loop", action="store_true", help="skip vmap vs Python loop")
     parser.add_argument("--skip-process", action="store_true", help="skip fresh-process timings")
+    parser.add_argument("--skip-host-split", action="store_true",
+                        help="skip the most chains sharded over the host split into one device per core")
     parser.add_argument("--torch-python", help="interpreter with torch + posteriors (else $BENCH_TORCH_PYTHON)")
     parser.add_argument("--posteriors-steps", type=int, default=200, help="steps per 1-chain posteriors timing")
     parser.add_argument("--posteriors-vmap-steps", type=int, default=50,
@@ -714,16 +765,19 @@ def main(argv=None) -> int:
 
     wall_start = time.perf_counter()
     results = {"machine": machine_info(), "settings": vars(args) | {"chains": chains}}
-    print(f"[1/4] steady-state throughput, chains {chains}", flush=True)
+    print(f"[1/5] steady-state throughput, chains {chains}", flush=True)
     bj_run, hand_run = section_throughput(args, chains, results)
     if not args.skip_loop:
-        print(f"[2/4] {args.loop_chains} vmapped chains vs a Python loop", flush=True)
+        print(f"[2/5] {args.loop_chains} vmapped chains vs a Python loop", flush=True)
         section_loop(args, bj_run, hand_run, results)
     if not args.skip_process:
-        print("[3/4] fresh processes (persistent compilation cache)", flush=True)
+        print("[3/5] fresh processes (persistent compilation cache)", flush=True)
         section_fresh_processes(args, results)
-    print("[4/4] posteriors (PyTorch)", flush=True)
+    print("[4/5] posteriors (PyTorch)", flush=True)
     section_posteriors(args, results)
+    if not args.skip_host_split:
+        print(f"[5/5] {max(chains)} chains sharded over the host's cores", flush=True)
+        section_host_split(args, chains, results)
     results["machine"]["load_end"] = loadavg()
     results["benchmark_wall_s"] = time.perf_counter() - wall_start
     print_report(args, chains, results)
