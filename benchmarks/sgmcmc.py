@@ -599,7 +599,8 @@ def print_report(args, chains, results):
         num_params = results["model"]["num_params"]
         sizes = ", ".join(f"{c} chains {c * args.steps * num_params * 4 / 2**20:,.0f} MiB" for c in chains)
         print(f"  bj.run keeps every position by default (num_samples=None): a buffer of chains x {args.steps} "
-              f"steps x {num_params:,} params x 4 B\n  ({sizes}); the hand-written loop keeps the final position")
+              f"steps x {num_params:,} params x 4 B\n  ({sizes}; above 1 GiB it keeps the last positions that fit "
+              "and warns); the hand-written loop keeps the final position")
         if args.buffer_variant:
             print("  'bj ns=1': bj.run(num_samples=1), a one-slot buffer: the driver without the buffer's memory;\n"
                   "  'bj lean': bj.run(num_samples=1, info_every=0): no per-step log density kept either, the "
@@ -638,8 +639,9 @@ def print_report(args, chains, results):
         print("  cold = empty cache (this process populates it), warm = the next process; compile = first call "
               "- second call;\n  process = interpreter start to exit of a short run (wall time of the child "
               "minus its second call)")
-        run_entries = [e for e in fp.get("bayesjax_cache_entries", []) if e.startswith(("jit__run-", "jit_run"))]
-        print(f"  bj.run's program in the cache after the cold process: {'yes' if run_entries else 'NO'} "
+        run_entries = [e for e in fp.get("bayesjax_cache_entries", []) if e.startswith("jit_advance_chains-")]
+        print(f"  bj.run's step loop (advance_chains) in the cache after the cold process: "
+              f"{'yes' if run_entries else 'NO'} "
               f"({len(fp.get('bayesjax_cache_entries', []))} entries in all)")
 
     post = results.get("posteriors", {})
