@@ -41,6 +41,10 @@ size is tuned by dual averaging towards ``target_acceptance_rate`` and the
 (diagonal or dense) inverse mass matrix is estimated from the positions of
 Stan's doubling slow windows (blackjax's ``window_adaptation`` schedule and
 updates). After the last adaptation step both are fixed to their final values.
+The final step size is dual averaging's averaged iterate, as in Stan and
+blackjax, so acceptance afterwards usually exceeds the target: 0.90-0.94 for
+0.8 on the 3-d linear regression of the tests, where blackjax's own
+``window_adaptation(...).run`` ends at 0.92-0.95.
 Positions visited while adapting are not draws from a fixed Markov kernel:
 discard them with ``bj.run(..., burnin=num_adaptation_steps)`` (or more).
 Every chain adapts on its own.
