@@ -34,3 +34,15 @@ def check_int(name: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def check_key(key: Any, name: str = "key") -> None:
+    """TypeError unless ``key`` is one PRNG key: ``jax.random.key(seed)`` or a legacy ``jax.random.PRNGKey(seed)``."""
+    dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        if shape == ():
+            return
+        raise TypeError(f"{name} must be one PRNG key, got keys of shape {shape}")
+    if dtype == np.uint32 and shape is not None and len(shape) == 1:  # a legacy key's raw data
+        return
+    raise TypeError(f"{name} must be a PRNG key such as jax.random.key(seed), got {type(key).__name__} {key!r:.60}")

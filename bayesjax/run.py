@@ -25,7 +25,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from bayesjax import compiling, sharding
 from bayesjax import checkpoint as snapshots
-from bayesjax._checks import check_int, check_positive
+from bayesjax._checks import check_int, check_key, check_positive
 from bayesjax.base import Algorithm, BufferedState, is_markov_chain, log_joint_of, with_sample_buffer
 from bayesjax.likelihoods import check_targets
 from bayesjax.progress import bar as progress_bar
@@ -69,6 +69,7 @@ class Posterior(NamedTuple):
         without replacement while its samples last), so ``num_samples ==
         num_chains`` gives one draw per chain: the members of an ensemble.
         """
+        check_key(key)
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
         state, divergences = self.state, self.divergences
@@ -206,6 +207,7 @@ def run(
       ...               num_steps=1000, batch_size=128)
       >>> samples = post.sample(key, 10)
     """
+    check_key(key)
     x, y = _check_data(data)
     num_data = x.shape[0]
     num_steps = check_int("num_steps", num_steps)

@@ -1,4 +1,4 @@
-"""Bad input gets a clear ValueError naming the problem, before anything compiles."""
+"""Bad input gets a clear error naming the problem (TypeError for a non-key), before anything compiles."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -112,6 +112,20 @@ def test_bad_run_arguments(setup):
     for kwargs, word in [({"num_steps": 0}, "num_steps"), ({"num_chains": 0}, "num_chains"), ({"thin": 0}, "thin")]:
         with pytest.raises(ValueError, match=word):
             run(params, (x, y), [], **kwargs)
+
+
+@pytest.mark.parametrize("key, words", [(0, "jax.random.key"), (np.zeros(2, np.int32), "jax.random.key"),
+                                         (jax.random.split(jax.random.key(0), 2), "one PRNG key")])
+def test_a_key_that_is_not_one_prng_key_is_refused(setup, key, words):
+    x, y, params = setup
+    with pytest.raises(TypeError, match=words):
+        bj.run(key, make_algo(), params, (x, y), num_steps=2, progress=False)
+    post = bj.run(jax.random.PRNGKey(0), make_algo(), params, (x, y), num_steps=2, progress=False)  # legacy keys work
+    with pytest.raises(TypeError, match=words):
+        post.sample(key, 2)
+    laplace = bj.laplace(bj.base.log_joint_of(make_algo()), params, (x, y), hessian="diag")
+    with pytest.raises(TypeError, match=words):
+        laplace.sample(key, 2)
 
 
 def test_a_chain_that_would_keep_no_sample_is_refused(setup):

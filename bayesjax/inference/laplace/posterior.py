@@ -38,7 +38,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from bayesjax import compiling
-from bayesjax._checks import check_positive, concrete
+from bayesjax._checks import check_key, check_positive, concrete
 from bayesjax.base import num_params
 from bayesjax.inference.laplace import curvature as curv
 from bayesjax.inference.laplace import subset as subsets
@@ -155,6 +155,7 @@ class LaplacePosterior:
         Example:
           >>> pred = bj.predictive(model.apply, post.sample(key, 100), x_test, lik)
         """
+        check_key(key)
         num_samples = int(num_samples)
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
