@@ -17,6 +17,10 @@ sweep over prior scales is one ``vmap``::
 
 Gaussian priors also expose ``stddev(params)``: a tree of per-leaf standard
 deviations, read by Laplace (prior precision) and VI (analytic KL).
+
+:func:`function_space` is the exception to all of the above: a Gaussian
+process on the network's outputs at context points, a log density over
+weights up to a constant, with no sampler over weights.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ import jax.numpy as jnp
 import jax.scipy.stats as jstats
 import optax
 
-from bayesjax._checks import check_positive
+from bayesjax._checks import check_positive, concrete
 from bayesjax.types import Array, Params, PRNGKey
 
 __all__ = [
@@ -37,6 +41,8 @@ __all__ = [
     "layerwise",
     "laplace",
     "student_t",
+    "function_space",
+    "rbf_kernel",
     "sample_params",
 ]
 
@@ -224,6 +230,104 @@ def student_t(df: float | Array, scale: float | Array = 1.0) -> Prior:
         lambda key, shape, dtype: jax.random.t(key, df, shape, dtype),
         gaussian=False,
     )
+
+
+def rbf_kernel(lengthscale: float | Array = 1.0, variance: float | Array = 1.0) -> Callable[[Array, Array], Array]:
+    """The squared-exponential kernel ``k(a, b) = variance * exp(-|a - b|^2 / (2 lengthscale^2))``.
+
+    Returns ``(a [M, ...], b [N, ...]) -> [M, N]``; inputs are flattened per example.
+    """
+    check_positive("lengthscale", lengthscale)
+    check_positive("variance", variance)
+
+    def kernel(a: Array, b: Array) -> Array:
+        a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
+        sq_dist = jnp.sum(a**2, 1)[:, None] + jnp.sum(b**2, 1)[None, :] - 2 * a @ b.T
+        return variance * jnp.exp(-0.5 * jnp.maximum(sq_dist, 0.0) / lengthscale**2)
+
+    return kernel
+
+
+def function_space(
+    apply: Callable[[Params, Array], Array],
+    context: Array,
+    kernel: Callable[[Array, Array], Array] | None = None,
+    weight_prior: Prior | None = None,
+    jitter: float = 1e-6,
+) -> Prior:
+    """A Gaussian-process prior on the network's outputs at context points.
+
+    .. math:: \\log p(\\theta) = \\sum_{k=1}^{K} \\log \\mathcal N\\big(f_k(X_c; \\theta)
+              \\mid 0,\\ K_{cc} + \\epsilon I\\big) + \\log p_w(\\theta) + \\text{const},
+
+    where ``f_k(X_c; theta)`` is output ``k`` of the network at the ``M``
+    context points ``X_c``, ``K_cc = kernel(X_c, X_c)`` and ``p_w`` an
+    optional weight-space prior. This is the function-space prior of FS-MAP
+    (Rudner et al. 2023, "Should we learn most likely functions or
+    parameters?"; the Gaussian-process prior at context points of Sun et al.
+    2019, functional BNNs): the network is pulled towards functions the GP
+    finds likely at ``X_c``, whatever the weights that produce them. Each
+    output column gets its own GP with the same kernel.
+
+    The function values fix at most ``M K`` directions of the weights; with
+    more weights than that, the density is improper without ``p_w``. Its
+    normalizer over weights has no closed form, so ``log_prob`` is exact up
+    to a constant (enough for every sampler, MAP and VI's gradients) and
+    there is no sampler over weights: ``sample`` raises, and evidence-based
+    methods (Laplace's prior precision, which needs ``stddev``) refuse it.
+
+    Args:
+      apply: the model, ``(params, x) -> outputs [M, K]`` (or ``[M]``).
+      context: the context inputs ``X_c``, ``[M, *input_shape]``: training
+        inputs, or draws covering the input domain.
+      kernel: ``(a, b) -> [len(a), len(b)]`` (default :func:`rbf_kernel`).
+      weight_prior: ``p_w``, e.g. ``gaussian(1.0)`` (default: none).
+      jitter: ``epsilon``, added to the kernel's diagonal (>= 0).
+
+    Returns:
+      The :class:`Prior` (``stddev`` is ``None``).
+
+    Raises:
+      ValueError: for empty or non-finite context inputs, a negative jitter,
+        or a kernel matrix that is not positive definite at the context.
+
+    Example:
+      >>> prior = bj.priors.function_space(model.apply, x_train[:64], bj.priors.rbf_kernel(2.0),
+      ...                                  weight_prior=bj.priors.gaussian(1.0))
+      >>> lj = bj.log_joint(model.apply, prior, bj.likelihoods.gaussian(0.1), num_data=len(x_train))
+    """
+    check_positive("jitter", jitter, allow_zero=True)
+    context = jnp.asarray(context)
+    if context.ndim < 1 or context.shape[0] == 0:
+        raise ValueError(f"function_space needs at least one context point, got context of shape {context.shape}")
+    values = concrete(context)
+    if values is not None and not jnp.all(jnp.isfinite(values)):
+        raise ValueError("function_space: the context inputs contain NaN or infinite values")
+    kernel = rbf_kernel() if kernel is None else kernel
+    num_context = context.shape[0]
+    gram = kernel(context, context) + jitter * jnp.eye(num_context, dtype=context.dtype)
+    cholesky = jnp.linalg.cholesky(gram)
+    factor = concrete(cholesky)
+    if factor is not None and not jnp.all(jnp.isfinite(factor)):
+        raise ValueError(f"function_space: the kernel matrix at the {num_context} context points is not positive "
+                         f"definite (raise jitter={jitter}, or drop duplicate context points)")
+    half_log_det = jnp.sum(jnp.log(jnp.diagonal(cholesky)))
+
+    def log_prob(params: Params) -> Array:
+        outputs = apply(params, context).reshape(num_context, -1)
+        whitened = jax.scipy.linalg.solve_triangular(cholesky.astype(outputs.dtype), outputs, lower=True)
+        num_outputs = outputs.shape[1]
+        gp = (-0.5 * jnp.sum(whitened**2) - num_outputs * half_log_det
+              - 0.5 * num_context * num_outputs * math.log(2 * math.pi))
+        return gp if weight_prior is None else gp + weight_prior.log_prob(params)
+
+    def sample(key: PRNGKey, params_like: Params) -> Params:
+        raise NotImplementedError(
+            "a function-space prior has no sampler over weights (its density is known up to a constant); "
+            "start chains from the initialization, or draw prior functions from the GP itself"
+        )
+
+    return Prior(log_prob=log_prob, sample=sample)
 
 
 def sample_params(
