@@ -52,7 +52,7 @@ class Prior(NamedTuple):
 
     Attributes:
       log_prob: ``params -> scalar``, the exact normalized log density summed
-        over all leaves.
+        over all leaves (up to a constant for :func:`function_space`).
       sample: ``(key, params_like) -> params``, a draw with the structure,
         shapes and dtypes of ``params_like`` (arrays or
         ``jax.ShapeDtypeStruct`` leaves).
