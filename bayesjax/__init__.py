@@ -8,6 +8,7 @@ Example:
 """
 from bayesjax import augment, data, diagnostics, likelihoods, linear, metrics, models, priors, sharding
 from bayesjax.base import Algorithm, with_sample_buffer
+from bayesjax.chains import vmap_chains
 from bayesjax.inference.ensemble import build as ensemble
 from bayesjax.inference.ensemble import build_multiswag as multiswag
 from bayesjax.inference.hmc import build_hmc as hmc
@@ -67,5 +68,6 @@ __all__ = [
     "swag",
     "sghmc",
     "sgld",
+    "vmap_chains",
     "with_sample_buffer",
 ]

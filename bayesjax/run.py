@@ -27,6 +27,7 @@ from bayesjax import compiling, sharding
 from bayesjax import checkpoint as snapshots
 from bayesjax._checks import check_int, check_key, check_positive
 from bayesjax.base import Algorithm, BufferedState, is_markov_chain, log_joint_of, with_sample_buffer
+from bayesjax.chains import pooled_sample
 from bayesjax.likelihoods import check_targets
 from bayesjax.progress import bar as progress_bar
 from bayesjax.progress import report
@@ -93,21 +94,6 @@ class DivergenceWarning(RuntimeWarning):
 
 def _describe(divergences: dict[int, int]) -> str:
     return ", ".join(f"chain {c} diverged at step {t}" for c, t in sorted(divergences.items()))
-
-
-def pooled_sample(algorithm: Algorithm, key: PRNGKey, state: State, num_samples: int) -> Params:
-    """Draws from chains stacked on a leading axis (jittable; no divergence handling).
-
-    Stratified over chains: draw i comes from chain order[i % C], so chains
-    share the draws evenly.
-    """
-    num_chains = jax.tree.leaves(state)[0].shape[0]
-    order_key, draw_key = jax.random.split(key)
-    per_chain = -(-num_samples // num_chains)
-    draws = jax.vmap(algorithm.sample, (0, 0, None))(jax.random.split(draw_key, num_chains), state, per_chain)
-    draw = jnp.arange(num_samples)
-    chain = jax.random.permutation(order_key, num_chains)[draw % num_chains]
-    return jax.tree.map(lambda d: d[chain, draw // num_chains], draws)
 
 
 _pooled_sample = compiling.jit(pooled_sample, static_argnames=("algorithm", "num_samples"))

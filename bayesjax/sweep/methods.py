@@ -53,7 +53,7 @@ from bayesjax.base import Algorithm
 from bayesjax.inference import laplace, map as map_, sgmcmc, vi
 from bayesjax.inference.laplace.glm import predictive_glm
 from bayesjax.predictive import predictive
-from bayesjax.run import pooled_sample
+from bayesjax.chains import pooled_sample
 from bayesjax.sweep.temperature import sgmcmc_checks
 
 VI_INIT_SCALE = 1e-2

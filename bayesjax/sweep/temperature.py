@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from optax.tree_utils import tree_vdot
 
 from bayesjax.base import num_params
-from bayesjax.run import pooled_sample
+from bayesjax.chains import pooled_sample
 
 CHECKS = ("grad_noise_ratio", "configurational_temperature", "kinetic_temperature")
 
