@@ -1,4 +1,5 @@
 """bj.vmap_chains: many chains of one method as one Algorithm, for loops a user writes."""
+import functools
 import types
 
 import chex
@@ -8,21 +9,13 @@ import numpy as np
 import pytest
 
 import bayesjax as bj
+import linear_problem as blr
+from linear_problem import D, NOISE, PRIOR
 from stats import assert_gaussian_moments, chain_draws
 
-N, D, NOISE, PRIOR = 50, 3, 0.5, 1.0
-CHAINS, STEPS, BURNIN = 4, 1500, 300
-
-
-def data():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(N, D))
-    return x, x @ np.array([1.0, -2.0, 0.5]) + NOISE * rng.normal(size=N)
-
-
-def log_joint():
-    return bj.log_joint(lambda p, x: x @ p["w"][:, None], bj.priors.gaussian(PRIOR), bj.likelihoods.gaussian(NOISE),
-                        num_data=N)
+N, CHAINS, STEPS, BURNIN = 50, 4, 1500, 300
+data = functools.partial(blr.data, N)
+log_joint = functools.partial(blr.log_joint, N)
 
 
 def hmc_chains(capacity=STEPS - BURNIN):

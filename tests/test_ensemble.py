@@ -9,6 +9,8 @@ import pytest
 
 import bayesjax as bj
 from bayesjax.inference import ensemble, swag
+import linear_problem as blr
+from linear_problem import D, NOISE, PRIOR
 
 build_ensemble = getattr(bj, "ensemble", ensemble.build)
 build_multiswag = getattr(bj, "multiswag", ensemble.build_multiswag)
@@ -139,19 +141,16 @@ def test_bootstrap_weights_are_fixed_per_example_and_member():
     assert np.all(np.asarray(jax.jit(ensemble.example_ids)((x2, y[:100]))) != np.asarray(ids[:100]))
 
 
-N, D, NOISE, PRIOR = 50, 3, 0.5, 1.0
+N = 50
 
 
 @pytest.fixture(scope="module")
 def linear():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(N, D))
-    return x, x @ np.array([1.0, -2.0, 0.5]) + NOISE * rng.normal(size=N)
+    return blr.data(N)
 
 
 def linear_log_joint():
-    return bj.log_joint(lambda p, x: x @ p["w"][:, None], bj.priors.gaussian(PRIOR), bj.likelihoods.gaussian(NOISE),
-                        num_data=N)
+    return blr.log_joint(N)
 
 
 def gradient_descent(lj, decay_steps=None):

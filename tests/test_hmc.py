@@ -8,29 +8,19 @@ import pytest
 
 import bayesjax as bj
 from bayesjax.inference.hmc import build_hmc, build_nuts
+import linear_problem as blr
+from linear_problem import D, NOISE, PRIOR
 from stats import assert_gaussian_moments, chain_draws
 
-N, D, NOISE, PRIOR = 50, 3, 0.5, 1.0
+N = 50
 ADAPT, NUM_STEPS, CHAINS = 300, 1300, 4
 
 
 # --------------------------------------------------------------------------- #
 # The problem
 # --------------------------------------------------------------------------- #
-def data():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(N, D))
-    y = x @ np.array([1.0, -2.0, 0.5]) + NOISE * rng.normal(size=N)
-    return x, y
-
-
-def apply(p, x):
-    return x @ p["w"][:, None]
-
-
-def log_joint(temperature=1.0, tempering="posterior", num_data=N):
-    return bj.log_joint(apply, bj.priors.gaussian(PRIOR), bj.likelihoods.gaussian(NOISE), num_data=num_data,
-                        temperature=temperature, tempering=tempering)
+data = functools.partial(blr.data, N)
+log_joint = functools.partial(blr.log_joint, N)  # (temperature=1.0, tempering="posterior")
 
 
 BUILD = {

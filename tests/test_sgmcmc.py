@@ -8,26 +8,21 @@ import optax
 import pytest
 
 import bayesjax as bj
+import linear_problem as blr
+from linear_problem import D, NOISE, PRIOR
 from stats import assert_gaussian_moments, chain_draws
 
-N, D, NOISE, PRIOR = 100, 3, 0.5, 1.0
+N = 100
 NUM_STEPS, BURNIN = 20_000, 2_000
 
 
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(N, D))
-    return x, x @ np.array([1.0, -2.0, 0.5]) + NOISE * rng.normal(size=N)
-
-
-def linear_apply(params, x):
-    return x @ params["w"][:, None]
+    return blr.data(N)
 
 
 def log_joint(temperature=1.0, tempering="posterior"):
-    return bj.log_joint(linear_apply, bj.priors.gaussian(PRIOR), bj.likelihoods.gaussian(NOISE), num_data=N,
-                        temperature=temperature, tempering=tempering)
+    return blr.log_joint(N, temperature, tempering)
 
 
 # Step sizes keep the O(eps * lambda_max) discretization bias (lambda_max ~ N / noise^2 = 400 here) below
