@@ -1,8 +1,9 @@
 """Many independent chains of one method as one :class:`~bayesjax.base.Algorithm`.
 
 ``bj.run(..., num_chains=C)`` vmaps chains itself (with a minibatch stream per
-chain); :func:`vmap_chains` is the same wrapper for loops a user writes, and
-:func:`pooled_sample` the draw from stacked chains that both share.
+chain, so it refuses an algorithm wrapped here); :func:`vmap_chains` is the
+same wrapper for loops a user writes, and :func:`pooled_sample` the draw from
+stacked chains that both share.
 """
 from __future__ import annotations
 
@@ -72,4 +73,10 @@ def vmap_chains(algorithm: Algorithm, num_chains: int) -> Algorithm:
     def sample(key: PRNGKey, state: State, num_samples: int) -> Params:
         return pooled_sample(algorithm, key, state, num_samples)
 
+    step.num_chains = num_chains  # read by vmapped_chains: bj.run refuses what it would vmap twice
     return Algorithm(init, step, sample)
+
+
+def vmapped_chains(algorithm: Algorithm) -> int | None:
+    """The chain count of a :func:`vmap_chains` algorithm, ``None`` for any other."""
+    return getattr(algorithm.step, "num_chains", None)

@@ -27,7 +27,7 @@ from bayesjax import compiling, sharding
 from bayesjax import checkpoint as snapshots
 from bayesjax._checks import check_int, check_key, check_positive
 from bayesjax.base import Algorithm, BufferedState, is_markov_chain, log_joint_of, with_sample_buffer
-from bayesjax.chains import pooled_sample
+from bayesjax.chains import pooled_sample, vmapped_chains
 from bayesjax.likelihoods import check_targets
 from bayesjax.progress import bar as progress_bar
 from bayesjax.progress import report
@@ -194,6 +194,9 @@ def run(
       >>> samples = post.sample(key, 10)
     """
     check_key(key)
+    if vmapped_chains(algorithm):
+        raise ValueError(f"bj.run vmaps chains itself (each with its own minibatches): pass the method that "
+                         f"bj.vmap_chains wrapped, with num_chains={vmapped_chains(algorithm)}")
     x, y = _check_data(data)
     num_data = x.shape[0]
     num_steps = check_int("num_steps", num_steps)

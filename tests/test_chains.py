@@ -74,3 +74,10 @@ def test_one_trace_one_object_and_bad_counts_refused():
     assert state.position["w"].dtype == jnp.float32
     with pytest.raises(ValueError, match="num_chains"):
         bj.vmap_chains(sgld, 0)
+
+
+def test_bj_run_refuses_what_it_would_vmap_twice():
+    x, y = data()
+    with pytest.raises(ValueError, match="num_chains=3"):
+        bj.run(jax.random.key(0), bj.vmap_chains(bj.sgld(log_joint(), 1e-4), 3), {"w": jnp.zeros(D)}, (x, y),
+               num_steps=5, progress=False)
