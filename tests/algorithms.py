@@ -48,8 +48,11 @@ BUILDERS = {
                                                 process_noise=1e-4),
     "online_laplace_kfac": lambda lj: bj.online(lj, "laplace_kfac", forgetting=0.95, predictive="mc",
                                                 num_predictive_samples=4),
+    "vmap_chains_buffered_sgld": lambda lj: bj.vmap_chains(bj.with_sample_buffer(bj.sgld(lj, 1e-4), 4), 2),
     "online_vi": lambda lj: bj.online(lj, "vi", optimizer=optax.adam(1e-2), num_inner_steps=3, num_mc_samples=2,
                                       likelihood_weight=lambda t: 1.0 / (1.0 + t)),
 }
 FULL_BATCH = {"hmc", "nuts"}
 """Full-batch methods: the battery feeds them all examples."""
+USER_LOOP_ONLY = {"vmap_chains_buffered_sgld"}
+"""Wrappers for loops a user writes, which ``bj.run`` refuses (it vmaps chains itself)."""

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import bayesjax as bj
-from algorithms import BUILDERS, FULL_BATCH, problem
+from algorithms import BUILDERS, FULL_BATCH, USER_LOOP_ONLY, problem
 
 BATCH = 16
 
@@ -72,6 +72,10 @@ def test_protocol(setup, name):
 @pytest.mark.parametrize("name", sorted(BUILDERS))
 def test_runs_in_the_driver(setup, name):
     lj, params, data = setup
+    if name in USER_LOOP_ONLY:
+        with pytest.raises(ValueError, match="vmaps chains itself"):
+            bj.run(jax.random.key(2), BUILDERS[name](lj), params, data, num_steps=4, progress=False)
+        return
     post = bj.run(jax.random.key(2), BUILDERS[name](lj), params, data, num_steps=4,
                   batch_size=None if name in FULL_BATCH else BATCH, num_chains=2, progress=False)
     samples = post.sample(jax.random.key(3), 3)
