@@ -194,9 +194,9 @@ def run(
       >>> samples = post.sample(key, 10)
     """
     check_key(key)
-    if vmapped_chains(algorithm):
+    if wrapped_chains := vmapped_chains(algorithm):
         raise ValueError(f"bj.run vmaps chains itself (each with its own minibatches): pass the method that "
-                         f"bj.vmap_chains wrapped, with num_chains={vmapped_chains(algorithm)}")
+                         f"bj.vmap_chains wrapped, with num_chains={wrapped_chains}")
     x, y = _check_data(data)
     num_data = x.shape[0]
     num_steps = check_int("num_steps", num_steps)

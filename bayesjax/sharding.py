@@ -19,6 +19,11 @@ CHAINS = "chains"
 DATA = "data"
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity set where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def use_all_cpu_cores(num_devices: int | None = None) -> int:
     """Splits the host CPU into one XLA device per core (call before JAX starts).
 
@@ -40,7 +45,7 @@ def use_all_cpu_cores(num_devices: int | None = None) -> int:
     if _backends_started():
         return jax.local_device_count()  # too late to split: JAX already started
     if num_devices is None:
-        num_devices = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        num_devices = usable_cores()
     os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={num_devices}".strip()
     return num_devices
 

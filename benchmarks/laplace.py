@@ -101,8 +101,15 @@ def child_bayesjax(data_path: str, hessian: str, subset: str, cache_dir: str | N
     if (hessian, subset) in GLM_CONFIGS:
         _, glm_cold, glm_warm = timed(lambda: post.predictive_glm(arrays["x_all"], link="probit").log_probs)
         out.update(glm_cold_s=glm_cold, glm_warm_s=glm_warm)
-    pred = post.predictive_glm(arrays["x_test"], link="probit")
-    out["test_nll"] = float(-jnp.mean(pred.log_prob(jnp.asarray(arrays["y_test"]))))
+
+    def test_predictive(posterior):
+        return posterior.predictive_glm(arrays["x_test"], link="probit")
+
+    def nll(pred) -> float:
+        return float(-jnp.mean(pred.log_prob(jnp.asarray(arrays["y_test"]))))
+
+    pred = test_predictive(post)
+    out["test_nll"] = nll(pred)
     out["test_accuracy"] = float(jnp.mean(jnp.argmax(pred.log_probs, 1) == arrays["y_test"]))
     if cache_dir is None:  # XLA scratch memory of the programs that ran (compiling them again is not timed)
         dim = sum(leaf.size for leaf in jax.tree.leaves(post.subset_mean))
@@ -121,8 +128,7 @@ def child_bayesjax(data_path: str, hessian: str, subset: str, cache_dir: str | N
     # Marginal-likelihood tuning of one prior precision (after the timings, which it is not part of).
     tuned = post.optimize_prior_precision()
     out["tuned_prior_precision"] = float(jax.tree.leaves(tuned.prior_precision)[0].ravel()[0])
-    out["tuned_test_nll"] = float(-jnp.mean(tuned.predictive_glm(arrays["x_test"], link="probit").log_prob(
-        jnp.asarray(arrays["y_test"]))))
+    out["tuned_test_nll"] = nll(test_predictive(tuned))
     return out
 
 
@@ -169,6 +175,11 @@ TORCH_SCRIPT = textwrap.dedent(
     # Untimed warm-up: the first fit in a process pays one-time set-up costs.
     warm_up = Laplace(model, "classification", subset_of_weights="all", hessian_structure="kron")
     warm_up.fit(DataLoader(TensorDataset(x_train[:128], y_train[:128]), batch_size=128))
+    def test_probs(la):
+        with torch.no_grad():
+            return torch.cat([la(b, pred_type="glm", link_approx="probit") for b in torch.split(x_test, 256)])
+    def nll(probs):
+        return float(-torch.log(probs[torch.arange(len(y_test)), y_test]).mean())
     for hessian, subset in json.loads(sys.argv[2]):
         name = f"{hessian}/{subset}"
         structure = {"diag": "diag", "kfac": "kron"}[hessian]
@@ -176,11 +187,9 @@ TORCH_SCRIPT = textwrap.dedent(
         la = Laplace(model, "classification", subset_of_weights=subset, hessian_structure=structure)
         la.fit(loader)
         fit_s = time.perf_counter() - start
-        with torch.no_grad():
-            probs = torch.cat([la(b, pred_type="glm", link_approx="probit") for b in torch.split(x_test, 256)])
-        nll = float(-torch.log(probs[torch.arange(len(y_test)), y_test]).mean())
-        acc = float((probs.argmax(1) == y_test).float().mean())
-        out[name] = {"fit_s": fit_s, "test_nll": nll, "test_accuracy": acc,
+        probs = test_probs(la)
+        out[name] = {"fit_s": fit_s, "test_nll": nll(probs),
+                     "test_accuracy": float((probs.argmax(1) == y_test).float().mean()),
                      "backend": type(la.backend).__name__}
         if [hessian, subset] in json.loads(sys.argv[3]):
             # In batches of 256: all 1,797 points at once took > 20 GB for KFAC over all weights.
@@ -190,10 +199,8 @@ TORCH_SCRIPT = textwrap.dedent(
                     la(batch, pred_type="glm", link_approx="probit")
             out[name]["glm_s"] = time.perf_counter() - start
         la.optimize_prior_precision(method="marglik", pred_type="glm", link_approx="probit")
-        with torch.no_grad():
-            probs = torch.cat([la(b, pred_type="glm", link_approx="probit") for b in torch.split(x_test, 256)])
         out[name]["tuned_prior_precision"] = float(la.prior_precision.ravel()[0])
-        out[name]["tuned_test_nll"] = float(-torch.log(probs[torch.arange(len(y_test)), y_test]).mean())
+        out[name]["tuned_test_nll"] = nll(test_probs(la))
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(out))
     """

@@ -224,13 +224,6 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def git_revision() -> str:
     here = os.path.dirname(os.path.abspath(__file__))
     try:
@@ -548,6 +541,8 @@ def section_host_split(args, chains, results):
     """
     import scaling  # the chains-over-devices benchmark's children
 
+    from bayesjax.sharding import usable_cores
+
     cores = usable_cores()
     if cores < 2:
         results["host_split"] = {"skipped": f"{cores} usable core"}
@@ -713,7 +708,7 @@ def machine_info() -> dict:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cpu": cpu_name(),
-        "cpu_count": f"{os.cpu_count()} ({usable_cores()} usable)",
+        "cpu_count": f"{os.cpu_count()} ({bayesjax.sharding.usable_cores()} usable)",
         "jax": jax.__version__,
         "jaxlib": jaxlib_version,
         "device": ", ".join(f"{d.platform}:{d.device_kind}" for d in jax.devices()),

@@ -50,10 +50,10 @@ import jax.numpy as jnp
 import optax
 
 from bayesjax.base import Algorithm
+from bayesjax.chains import pooled_sample
 from bayesjax.inference import laplace, map as map_, sgmcmc, vi
 from bayesjax.inference.laplace.glm import predictive_glm
 from bayesjax.predictive import predictive
-from bayesjax.chains import pooled_sample
 from bayesjax.sweep.temperature import sgmcmc_checks
 
 VI_INIT_SCALE = 1e-2
