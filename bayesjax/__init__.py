@@ -3,19 +3,21 @@
 Example:
   >>> import bayesjax as bj
   >>> lj = bj.log_joint(model.apply, bj.priors.gaussian(1.0), bj.likelihoods.categorical(), num_data=n)
-  >>> post = bj.run(key, bj.map(lj, optax.adam(1e-3)), params, (x, y), num_steps=1000, batch_size=128)
+  >>> post = bj.run(key, bj.map(lj, optax.adam(1e-3)), params, (x, y), num_steps=20, batch_size=128)
   >>> pred = bj.predictive(model.apply, post.sample(key, 1), x_test, lj.likelihood)
 """
-from bayesjax import augment, data, diagnostics, likelihoods, linear, metrics, models, priors, sharding
-from bayesjax.base import Algorithm, with_sample_buffer
+from bayesjax import augment, buffer, data, diagnostics, likelihoods, linear, metrics, models, priors, sharding, trees
+from bayesjax.base import Algorithm
+from bayesjax.buffer import with_sample_buffer
 from bayesjax.chains import vmap_chains
+from bayesjax.driver.posterior import DivergenceError, DivergenceWarning, Posterior
 from bayesjax.inference.ensemble import build as ensemble
 from bayesjax.inference.ensemble import build_multiswag as multiswag
-from bayesjax.inference.hmc import build_hmc as hmc
-from bayesjax.inference.hmc import build_nuts as nuts
 from bayesjax.inference.laplace import LaplacePosterior, laplace
 from bayesjax.inference.laplace import build as streaming_laplace
 from bayesjax.inference.map import build as map  # noqa: A001 (bj.map is the public name)
+from bayesjax.inference.mcmc.hmc import build_hmc as hmc
+from bayesjax.inference.mcmc.nuts import build_nuts as nuts
 from bayesjax.inference.online import online
 from bayesjax.inference.sgmcmc import build_cyclical_sgld as cyclical_sgld
 from bayesjax.inference.sgmcmc import build_sghmc as sghmc
@@ -27,13 +29,14 @@ from bayesjax.inference.vi import build_lowrank as lowrank_vi
 from bayesjax.inference.vi import build_meanfield as meanfield_vi
 from bayesjax.logjoint import LogJoint, log_joint
 from bayesjax.predictive import ClassificationPredictive, RegressionPredictive, predictive
-from bayesjax.run import DivergenceError, DivergenceWarning, Posterior, run
+from bayesjax.run import run
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Algorithm",
     "augment",
+    "buffer",
     "ClassificationPredictive",
     "DivergenceError",
     "DivergenceWarning",
@@ -66,6 +69,7 @@ __all__ = [
     "streaming_laplace",
     "swa",
     "swag",
+    "trees",
     "sghmc",
     "sgld",
     "vmap_chains",

@@ -11,7 +11,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from bayesjax._checks import check_int
+from bayesjax.checks import check_int
 from bayesjax.types import Array, PRNGKey
 
 Augment = Callable[[PRNGKey, Array], Array]

@@ -1,7 +1,7 @@
 """Many independent chains of one method as one :class:`~bayesjax.base.Algorithm`.
 
 ``bj.run(..., num_chains=C)`` vmaps chains itself (with a minibatch stream per
-chain, so it refuses an algorithm wrapped here); :func:`vmap_chains` is the
+chain, so it refuses an algorithm wrapped here: its ``num_chains`` is declared); :func:`vmap_chains` is the
 same wrapper for loops a user writes, and :func:`pooled_sample` the draw from
 stacked chains that both share.
 """
@@ -12,8 +12,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from bayesjax._checks import check_int
 from bayesjax.base import Algorithm
+from bayesjax.checks import check_int
 from bayesjax.types import Batch, Info, Params, PRNGKey, State
 
 
@@ -55,9 +55,12 @@ def vmap_chains(algorithm: Algorithm, num_chains: int) -> Algorithm:
       >>> algo = bj.vmap_chains(bj.with_sample_buffer(bj.sgld(lj, 1e-4), 100), 8)
       >>> state = algo.init(key, params)
       >>> step = jax.jit(algo.step)
+      >>> batches = [(x[i:i + 50], y[i:i + 50]) for i in range(0, len(x), 50)]
       >>> for t, batch in enumerate(batches):
       ...     state, info = step(jax.random.fold_in(key, t), state, batch)
-      >>> samples = algo.sample(key, state, 64)
+      >>> samples = algo.sample(key, state, 64)   # 8 per chain, over the 4 steps kept
+      >>> samples["Dense_0"]["bias"].shape
+      (64, 16)
     """
     num_chains = check_int("num_chains", num_chains)
 
@@ -73,10 +76,5 @@ def vmap_chains(algorithm: Algorithm, num_chains: int) -> Algorithm:
     def sample(key: PRNGKey, state: State, num_samples: int) -> Params:
         return pooled_sample(algorithm, key, state, num_samples)
 
-    step.num_chains = num_chains  # read by vmapped_chains: bj.run refuses what it would vmap twice
-    return Algorithm(init, step, sample)
-
-
-def vmapped_chains(algorithm: Algorithm) -> int | None:
-    """The chain count of a :func:`vmap_chains` algorithm, ``None`` for any other."""
-    return getattr(algorithm.step, "num_chains", None)
+    return Algorithm(init, step, sample, log_joint=algorithm.log_joint, num_chains=num_chains,
+                     markov_chain=algorithm.markov_chain)

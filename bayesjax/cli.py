@@ -3,7 +3,7 @@
 ``bayesjax compare --dataset digits`` trains every inference method on the
 same data, evaluates its Bayesian model average on the test split and writes
 ``results.json``, ``results.csv`` and reliability diagrams (1-D regression:
-``bands.png``) into ``--out`` (see :mod:`bayesjax.compare`).
+``bands.png``) into ``--out`` (see :mod:`bayesjax.experiments.compare`).
 
 ``bayesjax sweep --dataset digits --method sgld`` runs a cold-posterior
 temperature x seed sweep (resumable) and writes ``results.json``,
@@ -21,7 +21,7 @@ import sys
 
 
 def _enable_compilation_cache() -> None:
-    """Persistent XLA cache: a warm compile costs ~0.1 s instead of seconds.
+    """Persistent XLA cache: a warm compile loads the program instead of compiling it.
 
     ``$BAYESJAX_CACHE`` names its folder (default ``~/.cache/bayesjax/xla``);
     set to the empty string, it turns the cache off.
@@ -35,23 +35,23 @@ def _enable_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
 
 
-def compare(args) -> list[dict]:
-    """Runs the comparison of :mod:`bayesjax.compare` with the command's settings."""
-    from bayesjax import compare as comparison
+def compare_command(args) -> list[dict]:
+    """Runs the comparison of :mod:`bayesjax.experiments.compare` with the command's settings."""
+    from bayesjax.experiments import compare
 
-    config = comparison.CompareConfig(
+    config = compare.CompareConfig(
         dataset=args.dataset, methods=args.methods, model=args.model, hidden=_ints(args.hidden),
         prior_scale=args.prior_scale, temperature=args.temperature, noise_std=args.noise_std,
         batch_size=args.batch_size, learning_rate=args.learning_rate, step_size=args.step_size, steps=args.steps,
         members=args.members, samples=args.samples, laplace_predictive=args.laplace_predictive, ood=args.ood,
         hmc_max_params=args.hmc_max_params, seed=args.seed, split=args.split, data_root=args.data_root,
     )
-    return comparison.run_compare(config, args.out, progress=not args.quiet)
+    return compare.run_compare(config, args.out, progress=not args.quiet)
 
 
 def _floats(text: str) -> tuple[float, ...]:
     if text == "wenzel":
-        from bayesjax.sweep import WENZEL_TEMPERATURES
+        from bayesjax.experiments.sweep import WENZEL_TEMPERATURES
 
         return WENZEL_TEMPERATURES
     return tuple(float(v) for v in text.split(",") if v.strip())
@@ -61,14 +61,13 @@ def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(v) for v in text.split(",") if v.strip())
 
 
-def sweep(args) -> list[dict]:
+def sweep_command(args) -> list[dict]:
     """Runs the sweep for each augmentation setting; writes tables and the figure."""
-    from bayesjax import plots
-    from bayesjax import sweep as sweeps
+    from bayesjax.experiments import plots, sweep
 
     settings = {"on": [True], "off": [False], "both": [False, True]}[args.augment]
     configs = {
-        f"augmentation {'on' if augment else 'off'}": sweeps.SweepConfig(
+        f"augmentation {'on' if augment else 'off'}": sweep.SweepConfig(
             dataset=args.dataset, method=args.method, model=args.model, hidden=_ints(args.hidden),
             likelihood=args.likelihood, tempering=args.tempering, augment=augment,
             temperatures=args.temperatures, seeds=args.seeds, num_steps=args.steps, batch_size=args.batch_size,
@@ -79,10 +78,10 @@ def sweep(args) -> list[dict]:
         ).validate()
         for augment in settings
     }
-    results = {name: sweeps.run_sweep(config, args.out, progress=not args.quiet, cells_per_chunk=args.chunk)
+    results = {name: sweep.run_sweep(config, args.out, progress=not args.quiet, cells_per_chunk=args.chunk)
                for name, config in configs.items()}
     rows = [{"setting": name, **record} for name, records in results.items() for record in records]
-    sweeps.write_results(rows, next(iter(configs.values())), args.out)
+    sweep.write_results(rows, next(iter(configs.values())), args.out)
     plots.sweep_curves(results, pathlib.Path(args.out) / "sweep.png")
     return [{k: r[k] for k in ("setting", "temperature", "seed", "accuracy", "nll", "ece", "brier", "ood_auroc",
                                "grad_noise_ratio", "configurational_temperature")} for r in rows]
@@ -109,7 +108,8 @@ def format_table(rows: list[dict]) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from bayesjax import compare as comparison
+    from bayesjax.experiments.compare.config import HMC_MAX_PARAMS
+    from bayesjax.experiments.recipes import describe_methods
 
     parser = argparse.ArgumentParser(prog="bayesjax", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -121,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
                     "HMC, the reference for\nagreement / total variation, runs when the model has at most "
                     "--hmc-max-params weights.",
         epilog=f"methods and default budgets (--steps / --members / --samples replace them for every method):\n"
-               f"{comparison.describe_methods()}",
+               f"{describe_methods()}",
     )
     cmp.add_argument("--dataset", default="digits", help="any bj.data name; 1-D regression (gap) draws bands.png")
     cmp.add_argument("--split", type=int, default=0)
@@ -143,19 +143,19 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--laplace-predictive", choices=["glm", "mc"], default="glm",
                      help="Laplace: linearized (probit) or Monte Carlo weight-space predictive")
     cmp.add_argument("--ood", default=None, help="rot90, flip or noise (default: rot90 for images, else noise)")
-    cmp.add_argument("--hmc-max-params", type=int, default=comparison.HMC_MAX_PARAMS,
+    cmp.add_argument("--hmc-max-params", type=int, default=HMC_MAX_PARAMS,
                      help="largest model (weights) for the HMC reference")
     cmp.add_argument("--seed", type=int, default=0)
     cmp.add_argument("--out", default="results/compare")
     cmp.add_argument("--quiet", action="store_true")
-    cmp.set_defaults(func=compare)
+    cmp.set_defaults(func=compare_command)
 
     swp = commands.add_parser("sweep", help="cold-posterior temperature x seed sweep")
     swp.add_argument("--dataset", default="digits")
     swp.add_argument("--split", type=int, default=0)
     swp.add_argument("--data-root", default=None)
-    swp.add_argument("--method", default="sgld", help="a name in bayesjax.sweep.METHODS: sgld, sghmc, cyclical_sgld, "
-                     "meanfield_vi, laplace_diag, laplace_kfac, laplace_last_layer")
+    swp.add_argument("--method", default="sgld", help="a name in bayesjax.experiments.sweep.METHODS: sgld, sghmc, "
+                     "cyclical_sgld, meanfield_vi, laplace_diag, laplace_kfac, laplace_last_layer")
     swp.add_argument("--model", choices=["mlp", "cnn"], default="mlp")
     swp.add_argument("--hidden", default="50,50")
     swp.add_argument("--likelihood", default="categorical", help="categorical or noisy_dirichlet")
@@ -180,7 +180,7 @@ def _parser() -> argparse.ArgumentParser:
     swp.add_argument("--chunk", type=int, default=None, help="cells per compiled call (keep it when resuming)")
     swp.add_argument("--out", default="results/sweep")
     swp.add_argument("--quiet", action="store_true")
-    swp.set_defaults(func=sweep)
+    swp.set_defaults(func=sweep_command)
     return parser
 
 

@@ -3,17 +3,14 @@
 A cold Laplace fit, a GLM predictive or a draw of posterior samples for a
 small network is dominated by XLA's compile, and on CPU most of that compile
 is LLVM's optimization of the fused elementwise kernels (threefry random
-numbers are the worst: about 0.3 s per drawn leaf). Measured on the digits
-MLP (64-50-50-10, 2 shared cores, process CPU time): the KFAC fit over 1,437 examples compiled in 0.53 s at the
-default level and 0.32 s at ``xla_backend_optimization_level=0``, while its
-run went from 14 to 22 ms; the GLM predictive over 1,797 points compiled in
-0.82 s against 0.43 s and ran 60 against 110 ms; a threefry draw of
-``[100, 10]`` normals compiled in 1.15 s against 0.15 s. Drawing 100 weight
-samples from a mean-field q of the digits MLP (6,310 weights, one threefry
-draw per leaf) compiled in 9.6 s against 1.6 s and ran in 14 against 97 ms;
-10,000 draws ran in 2.3 against 9.5 s. For large programs the trade reverses: a diagonal fit on 20,000 x 784 inputs (256-wide MLP) ran
-1.7 s longer at level 0 to save 0.3 s of compile, because matrix products are
-library calls either way but the elementwise work is not.
+numbers are the worst, each drawn leaf adding its own share). For a small
+MLP, compiling at ``xla_backend_optimization_level=0`` cuts the compile of a
+fit, a GLM predictive or a draw of weight samples several-fold while the run
+becomes slower by less than the compile saved. For large programs the trade
+reverses: matrix products are library calls at either level but the
+elementwise work is not, so at level 0 a large fit loses more run time than
+it saves compiling. The measurements are in benchmarks/README.md ("Compile
+optimization level").
 
 So each entry point is jitted twice (:func:`jit`) and a call picks by an
 estimate of its work (:func:`forward_macs` times examples times passes):
@@ -36,11 +33,9 @@ FAST_COMPILE = {"xla_backend_optimization_level": 0}
 SMALL_WORK = 1e9
 """Multiply-adds below which compiling fast beats running fast.
 
-Measured at this size (the digits MLP on 13,000 examples, 2 shared cores,
-compile CPU time + run): KFAC fit 0.88 + 0.46 s fast against 1.43 + 0.33 s
-optimized, diag fit 0.54 + 0.40 against 0.76 + 0.40, GLM predictive 0.67 +
-0.79 against 0.99 + 0.56 (KFAC) and 0.57 + 0.95 against 0.96 + 0.46 (diag):
-about even for one call, so each further call would favour optimizing.
+At this size (the digits MLP on about 13,000 examples) a fit or a GLM
+predictive costs about the same compiled either way, compile plus one run;
+each further call would favour optimizing. Measured in benchmarks/README.md.
 """
 
 
@@ -81,7 +76,7 @@ def normal(key, shape: tuple[int, ...], dtype, *context):
     """``jax.random.normal(key, shape, dtype)`` (``key=None``: ``jax.random.key(0)``, made inside the program).
 
     A threefry draw is some 20 integer operations per number, and compiling
-    them optimized costs about a second on CPU: small draws compile fast.
+    them optimized dominates a small draw on CPU: small draws compile fast.
     ``context``: other values of the caller, checked for tracers (see :meth:`Twins.pick`).
     """
     return _NORMAL.pick(20 * math.prod(shape), key, context)(key, shape, dtype)

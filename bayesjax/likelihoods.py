@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bayesjax._checks import check_positive
+from bayesjax.checks import check_positive
 from bayesjax.types import Array
 
 CLASSIFICATION = "classification"
@@ -112,7 +112,7 @@ def categorical() -> Likelihood:
 
     The label's log-probability is picked by a one-hot mask, not gathered: a
     gather's gradient is a scatter, its own loop on a CPU, while the mask
-    fuses with the softmax (one SGLD chain on the digits MLP ran 7% faster).
+    fuses with the softmax (see benchmarks/README.md).
     """
 
     def log_prob(outputs, y):

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import cho_factor, cho_solve
 
-from bayesjax._checks import concrete
+from bayesjax.checks import concrete
 
 __all__ = ["posterior", "predictive", "log_evidence"]
 

@@ -10,7 +10,10 @@ T belongs to the target and is defined here once for every method:
 * ``tempering="likelihood"``: log p_T(theta | D) = log p(D | theta) / T + log p(theta)
 
 T < 1 is a cold posterior. T may be a traced array, so a sweep over
-temperatures is one ``jax.vmap``.
+temperatures is one ``jax.vmap``. Methods that weigh the two terms
+themselves (Laplace, online learning, VI) read the factors of this rule from
+:attr:`LogJoint.likelihood_weight` and :attr:`LogJoint.prior_weight`; the
+temperature diagnostics read the energy :meth:`LogJoint.potential`.
 """
 from __future__ import annotations
 
@@ -19,8 +22,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from bayesjax._checks import check_int, check_positive
-from bayesjax._chunking import chunk_leading
+from bayesjax.checks import check_int, check_positive
+from bayesjax.chunking import chunk_leading
 from bayesjax.likelihoods import Likelihood
 from bayesjax.priors import Prior
 from bayesjax.types import ApplyFn, Array, Batch, Params
@@ -59,10 +62,36 @@ class LogJoint:
         return self.combine(self.log_likelihood(params, batch), self.log_prior(params))
 
     def combine(self, log_likelihood: Array, log_prior: Array) -> Array:
-        """Applies the tempering rule to untempered log-likelihood and log-prior values."""
+        """Applies the tempering rule to untempered log-likelihood and log-prior values.
+
+        This is the one place the rule is written; it is linear,
+
+            combine(l, p) = likelihood_weight * l + prior_weight * p,
+
+        and :attr:`likelihood_weight` and :attr:`prior_weight` read its factors.
+        """
         if self.tempering == "posterior":
             return (log_likelihood + log_prior) / self.temperature
         return log_likelihood / self.temperature + log_prior
+
+    @property
+    def likelihood_weight(self) -> float | Array:
+        """The factor on the untempered log-likelihood in :meth:`combine`: ``1 / T`` under either tempering."""
+        return self.combine(1.0, 0.0)
+
+    @property
+    def prior_weight(self) -> float | Array:
+        """The factor on the log-prior in :meth:`combine`: ``1 / T`` (``"posterior"``) or 1 (``"likelihood"``)."""
+        return self.combine(0.0, 1.0)
+
+    def potential(self, params: Params, batch: Batch) -> Array:
+        """The potential energy ``U = -T log p_T(params | batch)``, so that ``p_T ∝ exp(-U / T)``.
+
+        ``U = -(log p(D | params) + log p(params))`` under posterior tempering,
+        ``-(log p(D | params) + T log p(params))`` under likelihood tempering
+        (both minibatch estimates, like :meth:`__call__`).
+        """
+        return -self.temperature * self(params, batch)
 
     def full(self, params: Params, data: Batch, chunk_size: int = 1024) -> Array:
         """Exact tempered log-joint on the whole data set, evaluated in chunks.
@@ -109,8 +138,11 @@ def log_joint(
 
     Example:
       >>> lj = bj.log_joint(model.apply, bj.priors.gaussian(1.0), bj.likelihoods.categorical(),
-      ...                   num_data=1000, temperature=0.1)
-      >>> lj(params, (x[:128], y[:128]))
+      ...                   num_data=len(x), temperature=0.1)
+      >>> batch = (x[:128], y[:128])
+      >>> value = lj(params, batch)   # [(N / |B|) sum_B log p(y | x) + log p(params)] / T
+      >>> bool(jnp.isclose(value, (lj.log_likelihood(params, batch) + lj.log_prior(params)) / 0.1))
+      True
     """
     if tempering not in TEMPERINGS:
         raise ValueError(f"tempering must be one of {TEMPERINGS}, got {tempering!r}")

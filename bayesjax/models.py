@@ -23,7 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from bayesjax._checks import check_int
+from bayesjax.checks import check_int
 from bayesjax.types import Array, Params, PRNGKey
 
 __all__ = ["Model", "from_flax", "mlp", "cnn"]
@@ -198,9 +198,9 @@ def cnn(
 
     Example:
       >>> model = cnn(num_outputs=10)
-      >>> params = model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
-      >>> params["Dense_0"]["kernel"].shape   # 7 * 7 * 32
-      (1568, 64)
+      >>> params = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
+      >>> params["Dense_0"]["kernel"].shape   # 2 * 2 * 32
+      (128, 64)
     """
     if isinstance(kernel_size, int):
         kernel_size = (kernel_size, kernel_size)

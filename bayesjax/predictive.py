@@ -21,7 +21,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from bayesjax._chunking import chunk_leading, unchunk_leading
+from bayesjax.chunking import chunk_leading, unchunk_leading
 from bayesjax.likelihoods import CLASSIFICATION, Likelihood
 from bayesjax.types import ApplyFn, Array, Params
 
@@ -46,7 +46,7 @@ class ClassificationPredictive(NamedTuple):
     @property
     def entropy(self) -> Array:
         """Entropy of the averaged prediction (total uncertainty), ``[N]``."""
-        return _entropy(self.log_probs)
+        return entropy(self.log_probs)
 
     @property
     def mutual_information(self) -> Array:
@@ -117,8 +117,24 @@ class RegressionPredictive(NamedTuple):
 Predictive = ClassificationPredictive | RegressionPredictive
 
 
-def _entropy(log_probs: Array) -> Array:
-    """-sum_c p_c log p_c over the last axis, with 0 log 0 = 0."""
+def entropy(log_probs: Array) -> Array:
+    """Entropy of categorical distributions given by their log-probabilities.
+
+        H = -sum_c p_c log p_c   over the last axis, with 0 log 0 = 0
+
+    Args:
+      log_probs: log class probabilities ``[..., C]`` (``-inf`` for impossible
+        classes).
+
+    Returns:
+      Entropies ``[...]`` in nats.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from bayesjax.predictive import entropy
+      >>> round(float(entropy(jnp.log(jnp.array([0.5, 0.5, 0.0])))), 4)
+      0.6931
+    """
     return -jnp.sum(jnp.where(jnp.isneginf(log_probs), 0.0, jnp.exp(log_probs) * log_probs), axis=-1)
 
 
@@ -162,8 +178,12 @@ def predictive(
       A :class:`ClassificationPredictive` or :class:`RegressionPredictive`.
 
     Example:
-      >>> pred = bj.predictive(model.apply, post.sample(key, 100), ds.x_test, lik)
+      >>> import jax, jax.numpy as jnp
+      >>> import bayesjax as bj
+      >>> samples = {"w": jax.random.normal(jax.random.key(0), (100, 3, 4))}  # a 3 -> 4 linear classifier
+      >>> pred = bj.predictive(lambda p, x: x @ p["w"], samples, jnp.ones((5, 3)), bj.likelihoods.categorical())
       >>> pred.probs.shape, pred.mutual_information.shape
+      ((5, 4), (5,))
     """
     num_samples = _num_samples(samples)
     if num_samples == 0:
@@ -182,7 +202,7 @@ def predictive(
             log_sum, entropy_sum = carry
             chunk, keep = chunk_and_mask
             log_probs = forward(chunk)  # [k, N, C]
-            entropies = _entropy(log_probs)  # [k, N]
+            entropies = entropy(log_probs)  # [k, N]
             log_probs = jnp.where(keep[:, None, None], log_probs, -jnp.inf)
             log_sum = jnp.logaddexp(log_sum, jax.nn.logsumexp(log_probs, axis=0))
             entropy_sum = entropy_sum + jnp.sum(jnp.where(keep[:, None], entropies, 0.0), axis=0)

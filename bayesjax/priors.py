@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import jax.scipy.stats as jstats
 import optax
 
-from bayesjax._checks import check_positive, concrete
+from bayesjax.checks import check_positive, concrete
 from bayesjax.types import Array, Params, PRNGKey
 
 __all__ = [

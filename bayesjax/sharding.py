@@ -28,10 +28,11 @@ def use_all_cpu_cores(num_devices: int | None = None) -> int:
     """Splits the host CPU into one XLA device per core (call before JAX starts).
 
     On the CPU, one device runs a vmapped axis on few cores; several host
-    devices with the vmapped axis sharded over them measured 2.1x faster for 64
-    SGLD chains on 2 cores. This sets ``--xla_force_host_platform_device_count``
-    unless the user already did, and must run before JAX initializes its
-    backend (the first array or device query). The ``bayesjax`` command calls it.
+    devices with the vmapped axis sharded over them use every core (measured
+    in benchmarks/README.md, ``scaling.py``). This sets
+    ``--xla_force_host_platform_device_count`` unless the user already did,
+    and must run before JAX initializes its backend (the first array or
+    device query). The ``bayesjax`` command calls it.
 
     Args:
       num_devices: devices to create (default: the number of usable cores).
@@ -67,8 +68,11 @@ def mesh(chains: int | None = None, data: int = 1, devices=None) -> Mesh:
       devices: the devices to use (default: ``jax.devices()``).
 
     Example:
-      >>> m = bj.sharding.mesh(chains=2)
-      >>> post = bj.run(key, algo, params, data, num_steps=1000, num_chains=64, mesh=m)
+      >>> m = bj.sharding.mesh(chains=2)   # 2 of the devices
+      >>> dict(m.shape)
+      {'chains': 2, 'data': 1}
+      >>> post = bj.run(key, bj.sgld(lj, 1e-4), params, (x, y), num_steps=20, batch_size=50,
+      ...               num_chains=4, mesh=m)   # chains 0-1 on one device, 2-3 on the other
     """
     devices = list(jax.devices() if devices is None else devices)
     if chains is None:

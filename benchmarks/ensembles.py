@@ -7,35 +7,32 @@ process, each variant twice: the first call includes tracing and compilation, th
 * loop: ``bj.run`` of one member, called M times (compiled once, then cached);
 * ensemble: ``bj.run`` of ``bj.ensemble(bj.map(...), M, init=...)``, one jit, members vmapped;
 * ensemble sharded: the same with the member axis split over all devices (``mesh=``); on the CPU the host is
-  split into one XLA device per core before JAX starts (``--devices``), as ``bayesjax.sharding`` does.
+  split into one XLA device per core before JAX starts (``--devices``, ``bj.sharding.use_all_cpu_cores``).
 
 Run:  python benchmarks/ensembles.py [--devices N] [--members 8] [--steps 1000]
-Prints each time, the ratios loop / variant measured here, and the test accuracy of each ensemble.
+Prints each time, the ratios loop / variant measured here, and the test accuracy of each ensemble. The figures
+measured so far are in benchmarks/README.md.
 """
 import argparse
-import os
 import time
 
 START = time.perf_counter()
+
+import jax  # noqa: E402  (importing JAX and bayesjax does not start JAX's backend: the host can still be split)
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+from _common import timed  # noqa: E402
+
+import bayesjax as bj  # noqa: E402
+
+IMPORTED = time.perf_counter()
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("--devices", type=int, default=len(os.sched_getaffinity(0)),
+parser.add_argument("--devices", type=int, default=None,
                     help="CPU only: split the host into this many XLA devices (default: one per usable core)")
 parser.add_argument("--members", type=int, default=8)
 parser.add_argument("--steps", type=int, default=1000)
 args = parser.parse_args()
-if "--xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                               f" --xla_force_host_platform_device_count={args.devices}").strip()
-
-import jax  # noqa: E402  (after XLA_FLAGS)
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
-
-import bayesjax as bj  # noqa: E402
-from bayesjax.inference import ensemble as ensemble_lib  # noqa: E402
-
-build_ensemble = getattr(bj, "ensemble", ensemble_lib.build)
-IMPORTED = time.perf_counter()
+bj.sharding.use_all_cpu_cores(args.devices)  # unless XLA_FLAGS already sets a device count
 
 ds = bj.data.load("digits")
 model = bj.models.mlp([50, 50], num_outputs=ds.num_classes)
@@ -73,22 +70,18 @@ def accuracy(members):
     return bj.metrics.evaluate(bj.predictive(model.apply, members, ds.x_test, lik), ds.y_test)["accuracy"]
 
 
-variants = {"loop": loop, "ensemble": one_jit(build_ensemble(member, M, init=init))}
+variants = {"loop": loop, "ensemble": one_jit(bj.ensemble(member, M, init=init))}
 devices = jax.devices()
 if len(devices) > 1 and M % len(devices) == 0:
     mesh = jax.sharding.Mesh(np.asarray(devices), ("chains",))
-    variants[f"ensemble sharded/{len(devices)}"] = one_jit(build_ensemble(member, M, init=init, mesh=mesh))
+    variants[f"ensemble sharded/{len(devices)}"] = one_jit(bj.ensemble(member, M, init=init, mesh=mesh))
 
 print(f"device: {devices[0].device_kind} x {len(devices)} ({jax.default_backend()}), "
-      f"{len(os.sched_getaffinity(0))} usable cores; M={M}, {STEPS} Adam steps, batch {BATCH}, digits MLP 64-50-50-10")
+      f"{bj.sharding.usable_cores()} usable cores; M={M}, {STEPS} Adam steps, batch {BATCH}, digits MLP 64-50-50-10")
 times = {}
 for name, fn in variants.items():
-    start = time.perf_counter()
-    fn(0)
-    first = time.perf_counter() - start
-    start = time.perf_counter()
-    members = fn(1)
-    steady = time.perf_counter() - start
+    first = timed(fn, 0).wall_s
+    members, steady, _ = timed(fn, 1)
     times[name] = (first, steady)
     print(f"{name:22s} first call {first:6.2f} s   steady {steady:6.2f} s   "
           f"({M * STEPS / steady:8.0f} member-steps/s)   test accuracy {accuracy(members):.3f}", flush=True)

@@ -25,33 +25,28 @@ min-max and ratios (laplace-torch time / bayesjax time) compare the minima.
 
 If laplace-torch imports in ``--torch-python`` (default: this interpreter;
 e.g. a separate venv with ``pip install torch laplace-torch``), the same fits
-and predictives run there on the same weights and data, each after an untimed
-warm-up fit in its process (PyTorch has no compile), with the test NLL of each
-predictive. Otherwise that part prints that it was skipped. After the timings
-both tune one prior precision by marginal likelihood (``marglik``) and report
-it with the tuned predictive's test NLL.
+and predictives run there on the same weights and data (``_laplace_torch.py``),
+each after an untimed warm-up fit in its process (PyTorch has no compile),
+with the test NLL of each predictive. Otherwise that part prints that it was
+skipped. After the timings both tune one prior precision by marginal
+likelihood (``marglik``) and report it with the tuned predictive's test NLL.
+The figures measured so far are in benchmarks/README.md.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
-import textwrap
 import time
+
+from _common import emit, peak_rss_mb, run_child, timed
 
 START = time.perf_counter()
 
 CONFIGS = [("diag", "all"), ("kfac", "all"), ("diag", "last_layer"), ("kfac", "last_layer")]
 GLM_CONFIGS = [("diag", "all"), ("kfac", "all")]
-CHILD_TAG = "LAPLACE_BENCH_RESULT "
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # --------------------------------------------------------------------------- #
@@ -72,8 +67,8 @@ def child_bayesjax(data_path: str, hessian: str, subset: str, cache_dir: str | N
     import numpy as np
 
     import bayesjax as bj
-    from bayesjax.inference.laplace import fit, glm, laplace
-    from bayesjax.inference.laplace.posterior import Target
+    from bayesjax.inference.laplace import fit, glm
+    from bayesjax.inference.laplace.posterior import LogJointKey
 
     import_s = time.perf_counter() - START
     arrays = dict(np.load(data_path))
@@ -85,21 +80,16 @@ def child_bayesjax(data_path: str, hessian: str, subset: str, cache_dir: str | N
     data = (arrays["x_train"], arrays["y_train"])
     jax.block_until_ready(params)
 
-    def timed(fn, repeats: int = 3):
-        start = time.perf_counter()
-        out = jax.block_until_ready(fn())
-        cold = time.perf_counter() - start
-        warm = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            jax.block_until_ready(fn())
-            warm.append(time.perf_counter() - start)
-        return out, cold, min(warm)
+    def cold_and_warm(fn, repeats: int = 3):
+        """``fn()``'s result, the wall seconds of its first call and the best of ``repeats`` more."""
+        first = timed(lambda: jax.block_until_ready(fn()))
+        warm = min(timed(lambda: jax.block_until_ready(fn())).wall_s for _ in range(repeats))
+        return first.result, first.wall_s, warm
 
-    post, fit_cold, fit_warm = timed(lambda: laplace(lj, params, data, hessian=hessian, subset=subset))
+    post, fit_cold, fit_warm = cold_and_warm(lambda: bj.laplace(lj, params, data, hessian=hessian, subset=subset))
     out = {"import_s": import_s, "fit_cold_s": fit_cold, "fit_warm_s": fit_warm}
     if (hessian, subset) in GLM_CONFIGS:
-        _, glm_cold, glm_warm = timed(lambda: post.predictive_glm(arrays["x_all"], link="probit").log_probs)
+        _, glm_cold, glm_warm = cold_and_warm(lambda: post.predictive_glm(arrays["x_all"], link="probit").log_probs)
         out.update(glm_cold_s=glm_cold, glm_warm_s=glm_warm)
 
     def test_predictive(posterior):
@@ -114,7 +104,7 @@ def child_bayesjax(data_path: str, hessian: str, subset: str, cache_dir: str | N
     if cache_dir is None:  # XLA scratch memory of the programs that ran (compiling them again is not timed)
         dim = sum(leaf.size for leaf in jax.tree.leaves(post.subset_mean))
         work = fit.fit_work(lj, params, data[0].shape, 10, hessian, "ggn", dim)
-        lowered = fit.FIT.pick(work).lower(params, data, None, 1.0, 1.0, len(data[1]), target=Target(lj),
+        lowered = fit.FIT.pick(work).lower(params, data, None, 1.0, 1.0, len(data[1]), log_joint_key=LogJointKey(lj),
                                            hessian=hessian, curvature="ggn", subset=subset, chunk_size=None)
         out["fit_scratch_mb"] = lowered.compile().memory_analysis().temp_size_in_bytes / 2**20
         if "glm_cold_s" in out:
@@ -132,91 +122,24 @@ def child_bayesjax(data_path: str, hessian: str, subset: str, cache_dir: str | N
     return out
 
 
-def run_child(args: list[str]) -> dict:
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), *args], capture_output=True, text=True,
-                          timeout=1800)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith(CHILD_TAG)]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"child {args} failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
-    out = json.loads(lines[-1][len(CHILD_TAG):])
-    return out
+def bayesjax_child(args: list[str]) -> dict:
+    """The figures of this script run as a child with ``args`` (raises if it fails)."""
+    child = run_child(__file__, args, timeout=1800)
+    if child.result is None:
+        raise RuntimeError(f"child {args} failed: {child.error}")
+    return child.result
 
 
 # --------------------------------------------------------------------------- #
-# laplace-torch, in a child process of --torch-python
+# laplace-torch, in a child process of --torch-python (_laplace_torch.py)
 # --------------------------------------------------------------------------- #
-TORCH_SCRIPT = textwrap.dedent(
-    """
-    import json, resource, sys, time
-    import numpy as np
-    import torch
-    from torch import nn
-    from torch.utils.data import DataLoader, TensorDataset
-    try:
-        import laplace
-        from laplace import Laplace
-    except Exception as error:  # noqa: BLE001
-        print(json.dumps({"skipped": f"laplace-torch not importable: {type(error).__name__}: {error}"}))
-        sys.exit(0)
-    import importlib.metadata
-    d = np.load(sys.argv[1])
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(64, 50), nn.ReLU(), nn.Linear(50, 50), nn.ReLU(), nn.Linear(50, 10))
-    with torch.no_grad():
-        for i, layer in enumerate([model[0], model[2], model[4]]):
-            layer.weight.copy_(torch.from_numpy(d[f"kernel{i}"].T.copy()))
-            layer.bias.copy_(torch.from_numpy(d[f"bias{i}"]))
-    x_train, y_train = torch.from_numpy(d["x_train"]), torch.from_numpy(d["y_train"]).long()
-    x_test, y_test = torch.from_numpy(d["x_test"]), torch.from_numpy(d["y_test"]).long()
-    x_all = torch.from_numpy(d["x_all"])
-    loader = DataLoader(TensorDataset(x_train, y_train), batch_size=128)
-    out = {"version": importlib.metadata.version("laplace-torch"), "torch": torch.__version__,
-           "threads": torch.get_num_threads()}
-    # Untimed warm-up: the first fit in a process pays one-time set-up costs.
-    warm_up = Laplace(model, "classification", subset_of_weights="all", hessian_structure="kron")
-    warm_up.fit(DataLoader(TensorDataset(x_train[:128], y_train[:128]), batch_size=128))
-    def test_probs(la):
-        with torch.no_grad():
-            return torch.cat([la(b, pred_type="glm", link_approx="probit") for b in torch.split(x_test, 256)])
-    def nll(probs):
-        return float(-torch.log(probs[torch.arange(len(y_test)), y_test]).mean())
-    for hessian, subset in json.loads(sys.argv[2]):
-        name = f"{hessian}/{subset}"
-        structure = {"diag": "diag", "kfac": "kron"}[hessian]
-        start = time.perf_counter()
-        la = Laplace(model, "classification", subset_of_weights=subset, hessian_structure=structure)
-        la.fit(loader)
-        fit_s = time.perf_counter() - start
-        probs = test_probs(la)
-        out[name] = {"fit_s": fit_s, "test_nll": nll(probs),
-                     "test_accuracy": float((probs.argmax(1) == y_test).float().mean()),
-                     "backend": type(la.backend).__name__}
-        if [hessian, subset] in json.loads(sys.argv[3]):
-            # In batches of 256: all 1,797 points at once took > 20 GB for KFAC over all weights.
-            start = time.perf_counter()
-            with torch.no_grad():
-                for batch in torch.split(x_all, 256):
-                    la(batch, pred_type="glm", link_approx="probit")
-            out[name]["glm_s"] = time.perf_counter() - start
-        la.optimize_prior_precision(method="marglik", pred_type="glm", link_approx="probit")
-        out[name]["tuned_prior_precision"] = float(la.prior_precision.ravel()[0])
-        out[name]["tuned_test_nll"] = nll(test_probs(la))
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps(out))
-    """
-)
-
-
-def run_torch(python: str, data_path: str, script_path: str) -> dict:
-    try:
-        proc = subprocess.run([python, script_path, data_path, json.dumps(CONFIGS), json.dumps(GLM_CONFIGS)],
-                              capture_output=True, text=True, timeout=1800)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return {"skipped": f"could not run {python}: {error}"}
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        return {"skipped": f"{python} failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}"}
-    return json.loads(lines[-1])
+def run_torch(python: str, data_path: str) -> dict:
+    """laplace-torch's figures from ``_laplace_torch.py`` under ``python``, or ``{"skipped": reason}``."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_laplace_torch.py")
+    child = run_child(script, [data_path, json.dumps(CONFIGS), json.dumps(GLM_CONFIGS)], python=python, timeout=1800)
+    if child.result is None:
+        return {"skipped": f"{python} failed: {child.error.strip()[-500:]}"}
+    return child.result
 
 
 # --------------------------------------------------------------------------- #
@@ -265,12 +188,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--cache-dir", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(CHILD_TAG + json.dumps(child_bayesjax(*args.child, args.cache_dir)))
+        emit(child_bayesjax(*args.child, args.cache_dir))
         return {}
 
-    start = time.perf_counter()
-    trained = train_map(args.map_steps)
-    map_s = time.perf_counter() - start
+    trained, map_s, _ = timed(train_map, args.map_steps)
     results: dict = {"device": trained["device"], "map_train_s": map_s, "repeats": args.repeats,
                      "bayesjax": {f"{h}/{s}": {"cold": [], "cached": []} for h, s in CONFIGS}, "laplace_torch": []}
     import numpy as np
@@ -278,22 +199,19 @@ def main(argv=None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         data_path = os.path.join(tmp, "digits_mlp.npz")
         np.savez(data_path, **trained["arrays"])
-        script_path = os.path.join(tmp, "torch_laplace.py")
-        with open(script_path, "w") as f:
-            f.write(TORCH_SCRIPT)
         caches = {name: os.path.join(tmp, "cache_" + name.replace("/", "_")) for name in results["bayesjax"]}
         if not args.no_cached:  # fill each configuration's cache once (not measured)
             for hessian, subset in CONFIGS:
-                run_child(["--child", data_path, hessian, subset, "--cache-dir", caches[f"{hessian}/{subset}"]])
+                bayesjax_child(["--child", data_path, hessian, subset, "--cache-dir", caches[f"{hessian}/{subset}"]])
         for _ in range(args.repeats):
             for hessian, subset in CONFIGS:
                 name = f"{hessian}/{subset}"
-                results["bayesjax"][name]["cold"].append(run_child(["--child", data_path, hessian, subset]))
+                results["bayesjax"][name]["cold"].append(bayesjax_child(["--child", data_path, hessian, subset]))
                 if not args.no_cached:
                     results["bayesjax"][name]["cached"].append(
-                        run_child(["--child", data_path, hessian, subset, "--cache-dir", caches[name]]))
+                        bayesjax_child(["--child", data_path, hessian, subset, "--cache-dir", caches[name]]))
             if not args.no_torch:
-                results["laplace_torch"].append(run_torch(args.torch_python, data_path, script_path))
+                results["laplace_torch"].append(run_torch(args.torch_python, data_path))
     report(results, map_s)
     if args.json:
         with open(args.json, "w") as f:

@@ -31,10 +31,9 @@ START = time.perf_counter()
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
+from _common import timed  # noqa: E402
 
 import bayesjax as bj  # noqa: E402
-from bayesjax.data import _sample_moons  # noqa: E402
-from bayesjax.inference.online import online  # noqa: E402
 
 MODEL = bj.models.mlp([32, 32], num_outputs=2)
 PRIOR = bj.priors.layerwise("he")
@@ -42,7 +41,7 @@ PRIOR = bj.priors.layerwise("he")
 
 def rotating_moons(num_examples: int, rotation: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Two moons whose example i is rotated by ``rotation * i / num_examples`` about the centre."""
-    x, y = _sample_moons(np.random.default_rng(seed), num_examples)
+    x, y = bj.data.sample_moons(np.random.default_rng(seed), num_examples)
     x = x - np.array([0.5, 0.25])
     angle = rotation * np.arange(num_examples) / num_examples
     cos, sin = np.cos(angle), np.sin(angle)
@@ -67,7 +66,7 @@ def methods():
 
 
 def run_online(lj, params, data, steps, batch_size, method, options):
-    algo = online(lj, method, **options)
+    algo = bj.online(lj, method, **options)
 
     def go():
         post = bj.run(jax.random.key(1), algo, params, data, num_steps=steps, batch_size=batch_size,
@@ -75,12 +74,8 @@ def run_online(lj, params, data, steps, batch_size, method, options):
         return jax.block_until_ready(post.info.log_predictive[:, 0])
 
     log_predictive = np.asarray(go())
-    seconds = []
-    for _ in range(2):  # best of two: the host is shared
-        start = time.perf_counter()
-        go()
-        seconds.append(time.perf_counter() - start)
-    return steps / min(seconds), log_predictive
+    seconds = min(timed(go).wall_s for _ in range(2))  # best of two: the host is shared
+    return steps / seconds, log_predictive
 
 
 def run_refit(params, data, steps, batch_size, every, map_steps):
@@ -90,9 +85,8 @@ def run_refit(params, data, steps, batch_size, every, map_steps):
     lj = bj.log_joint(MODEL.apply, PRIOR, bj.likelihoods.categorical(), num_data=window)
     fit_map = bj.map(lj, optax.adam(1e-2))
     log_predictive = np.full(steps, np.nan)
-    elapsed, first = 0.0, True
-    for start in range(every, steps, every):
-        begin = time.perf_counter()
+
+    def refit(start):
         seen = (x[(start - every) * batch_size:start * batch_size], y[(start - every) * batch_size:start * batch_size])
         post = bj.run(jax.random.key(start), fit_map, params, seen, num_steps=map_steps, progress=False)
         params_map = jax.tree.map(lambda leaf: leaf[0], post.state.params)
@@ -101,10 +95,9 @@ def run_refit(params, data, steps, batch_size, every, map_steps):
         x_next, y_next = x[start * batch_size:stop * batch_size], y[start * batch_size:stop * batch_size]
         scores = np.asarray(laplace.predictive_glm(x_next, link="probit").log_prob(y_next))
         log_predictive[start:stop] = scores.reshape(stop - start, batch_size).sum(axis=1)
-        if not first:  # the first refit pays the compiles
-            elapsed += time.perf_counter() - begin
-        first = False
-    return (steps - 2 * every) / elapsed, log_predictive
+
+    seconds = [timed(refit, start).wall_s for start in range(every, steps, every)]
+    return (steps - 2 * every) / sum(seconds[1:]), log_predictive  # the first refit pays the compiles
 
 
 def main() -> None:

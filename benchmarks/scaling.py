@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Chains over devices: SGLD chain-steps per second for many chains on 1, 2, 4 devices.
 
-Workload: the digits MLP of ``benchmarks/sgmcmc.py`` (64-50-50-10, batch 128,
+Workload: the digits MLP of ``_sgld_workload.py`` (64-50-50-10, batch 128,
 SGLD step 1e-4, T = 1), run by ``bj.run(..., num_chains=C, mesh=...)`` with the
 chain axis split over a :func:`bayesjax.sharding.mesh` of D devices, inside
 one jit. Each device count runs in its own process, because the host's device
@@ -13,8 +13,10 @@ per chain (``num_samples=1``) so that memory stays flat at 1024+ chains; the
 buffer's own cost is ``benchmarks/sgmcmc.py``'s business.
 
 On an accelerator (``--platform gpu``) only the devices present are used, and
-``--hand`` also times the hand-written loop of ``benchmarks/sgmcmc.py`` at the
+``--hand`` also times the hand-written loop of ``_sgld_workload.py`` at the
 same chain counts, for the ratio bj.run / hand-written on that card.
+:func:`measure` is also section 5 of ``benchmarks/sgmcmc.py``. The figures
+measured so far are in benchmarks/README.md.
 
 Usage::
 
@@ -30,31 +32,36 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import sgmcmc  # noqa: E402  (the shared workload and helpers)
+from _common import emit, loadavg, run_child, timed
+from _sgld_workload import BATCH_SIZE, hand_runner, setup
 
 
 def child(num_devices: int, chains: list[int], num_steps: int, repeats: int, hand: bool) -> dict:
+    """One device count, in this process (its ``XLA_FLAGS`` set by the parent): figures per chain count.
+
+    JAX is imported here, after the parent has fixed the host's device split
+    in this process's environment.
+    """
     import jax
 
     import bayesjax as bj
 
-    ds, params, algo = sgmcmc.setup()
+    ds, params, algo = setup()
     data = (ds.x_train, ds.y_train)
     mesh = bj.sharding.mesh(chains=num_devices)
-    hand_run = sgmcmc.hand_runner(ds, params, num_steps) if hand else None
+    hand_run = hand_runner(ds, params, num_steps) if hand else None
     out = {"devices": [str(d) for d in jax.devices()][:num_devices], "rows": {}}
     for c in chains:
         def bj_run(key, c=c):
-            post = bj.run(key, algo, params, data, num_steps=num_steps, batch_size=sgmcmc.BATCH_SIZE,
+            post = bj.run(key, algo, params, data, num_steps=num_steps, batch_size=BATCH_SIZE,
                           num_chains=c, num_samples=1, progress=False, mesh=mesh)
             jax.block_until_ready(post.state)
 
         impls = {"bayesjax": bj_run} | ({"hand": lambda key, c=c: hand_run(key, c)} if hand else {})
         row = {}
         for name, fn in impls.items():
-            first = sgmcmc.timed(fn, jax.random.key(0))
-            times = [sgmcmc.timed(fn, jax.random.key(r + 1)) for r in range(repeats)]
+            first = timed(fn, jax.random.key(0)).wall_s
+            times = [timed(fn, jax.random.key(r + 1)).wall_s for r in range(repeats)]
             row[name] = {"chain_steps_per_s": c * num_steps / min(times), "first_call_s": first,
                          "steady_s": min(times)}
         out["rows"][str(c)] = row
@@ -80,8 +87,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     chains = [int(c) for c in args.chains.split(",")]
     if args._child is not None:
-        out = child(args._child, chains, args.steps, args.repeats, args.hand and args._child == 1)
-        print(sgmcmc.CHILD_TAG + json.dumps(out), flush=True)
+        emit(child(args._child, chains, args.steps, args.repeats, args.hand and args._child == 1))
         return 0
     device_counts = [int(d) for d in (args.devices or ("1,2,4" if args.platform == "cpu" else "1")).split(",")]
     results = {"settings": vars(args)} | measure(device_counts, chains, args.steps, args.repeats, args.hand,
@@ -96,7 +102,7 @@ def main(argv=None) -> int:
 def measure(device_counts: list[int], chains: list[int], num_steps: int, repeats: int, hand: bool = False,
             platform: str = "cpu") -> dict:
     """One child process per device count (the host split is fixed when JAX starts); their figures by device count."""
-    results = {"load_start": sgmcmc.loadavg(), "by_devices": {}}
+    results = {"load_start": loadavg(), "by_devices": {}}
     start = time.perf_counter()
     for d in device_counts:
         env = dict(os.environ, JAX_PLATFORMS=platform if platform == "cpu" else "cuda")
@@ -106,17 +112,18 @@ def measure(device_counts: list[int], chains: list[int], num_steps: int, repeats
         print(f"[{d} device(s)]", flush=True)
         child_args = ["--_child", str(d), "--chains", ",".join(map(str, chains)), "--steps", str(num_steps),
                       "--repeats", str(repeats)] + (["--hand"] if hand else [])
-        out, _, err = sgmcmc.run_child(child_args, script=__file__, env=env, timeout=3600)
-        if out is None:
-            print(f"  failed: {err}")
+        finished = run_child(__file__, child_args, env=env, timeout=3600)
+        if finished.result is None:
+            print(f"  failed: {finished.error}")
             continue
-        results["by_devices"][str(d)] = out
-    results["load_end"] = sgmcmc.loadavg()
+        results["by_devices"][str(d)] = finished.result
+    results["load_end"] = loadavg()
     results["wall_s"] = time.perf_counter() - start
     return results
 
 
 def print_table(results: dict, chains: list[int], device_counts: list[int]) -> None:
+    """Chain-steps/s, speedup and efficiency per chain count and device count."""
     runs = results["by_devices"]
     print(f"\nSGLD chain-steps/s, digits MLP, {results['settings']['steps']} steps, load "
           f"{results['load_start']} -> {results['load_end']}, wall {results['wall_s']:.0f}s")

@@ -18,9 +18,9 @@ persistent compilation cache off), on the host split into 2 XLA devices
 (``--xla_force_host_platform_device_count=2``, set before JAX starts unless
 ``XLA_FLAGS`` already sets a count):
 
-1. vmapped: ``bayesjax.sweep.run_sweep`` with its default chunking (51 cells
-   in 7 calls of 8 cells, the last padded, each call's cells sharded over the
-   devices), every cell written to disk as it finishes. It also computes the
+1. vmapped: ``bayesjax.experiments.sweep.run_sweep`` with its default
+   chunking (51 cells in 7 calls of 8 cells, the last padded, each call's
+   cells sharded over the devices), every cell written to disk as it finishes. It also computes the
    SG-MCMC honest-temperature checks, which the separate way skips.
 2. separate: a Python loop over the 51 cells, each one ``bj.run`` with the
    cell's keys and its 2 chains sharded over the devices
@@ -30,7 +30,8 @@ persistent compilation cache off), on the host split into 2 XLA devices
 
 Printed: wall and process CPU time of each way and their ratio (target: the
 vmapped way >= 2.5x faster in wall time on 2 cores), the number of programs
-compiled for the sweep's chunk (one), the XLA compiles of each way, and the
+compiled for the sweep's chunk (one) and the XLA compiles of each way (both
+counted from JAX's compile events, ``jax.monitoring``), and the
 largest difference between the two ways' accuracy and NLL over the cells
 (they run the same computation with the same keys). To show how much of the
 gain is compilation, both ways are also timed without compiles, alternating,
@@ -39,9 +40,10 @@ cached), and 51 x the wall time of one ``bj.run`` call whose program is cached
 (sampling, scoring and the 5 padded cells left out, which favours the
 separate way).
 
-The run takes about 6 minutes on 2 idle cores, almost all of it the separate
-way's 153 compiles (3 programs per ``bj.run`` call); 1000 steps per chain keep
-the computation itself a fair share of a cell (half the command's default).
+Almost all of the run is the separate way's compiles (several programs per
+``bj.run`` call); 1000 steps per chain keep the computation itself a fair
+share of a cell (half the command's default). The figures measured so far
+are in benchmarks/README.md.
 """
 from __future__ import annotations
 
@@ -52,34 +54,36 @@ import os
 import pathlib
 import sys
 import tempfile
-import time
 import warnings
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-
-# As bayesjax.sharding.use_all_cpu_cores(2), which cannot be used here: importing bayesjax
-# imports blackjax, which starts JAX's backend, after which the host can no longer be split.
-if "--xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip()
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from jax import monitoring  # noqa: E402
 
 import bayesjax as bj  # noqa: E402
-from bayesjax import sweep  # noqa: E402
+
+bj.sharding.use_all_cpu_cores(2)  # importing bayesjax does not start JAX's backend: the host can still be split
+
+from _common import timed  # noqa: E402
+
+from bayesjax.experiments import sweep  # noqa: E402
 
 TARGET_RATIO = 2.5
 NUM_DEVICES = jax.device_count()
-_compiles: list[float] = []
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+compiled: list[str] = []
+"""The name of every program XLA compiled in this process (``jit(run_chunk)``, ...), in order."""
 
 
-def _count_compiles(event: str, duration: float, **kwargs) -> None:
-    if event == "/jax/core/compile/backend_compile_duration":
-        _compiles.append(duration)
+def record_compile(event: str, duration: float, **kwargs) -> None:
+    """A JAX monitoring listener: notes each XLA compile by the name of the jitted function."""
+    if event == COMPILE_EVENT:
+        compiled.append(str(kwargs.get("fun_name", "")))
 
 
-monitoring.register_event_duration_secs_listener(_count_compiles)
+monitoring.register_event_duration_secs_listener(record_compile)
 
 
 def configuration(steps: int, seeds: int) -> sweep.SweepConfig:
@@ -88,12 +92,11 @@ def configuration(steps: int, seeds: int) -> sweep.SweepConfig:
                              thin=25, num_predictive_samples=20).validate()
 
 
-def timed(fn):
-    """``(result, wall seconds, process CPU seconds, XLA compiles)`` of ``fn()``."""
-    start_compiles = len(_compiles)
-    wall, cpu = time.perf_counter(), time.process_time()
-    result = fn()
-    return result, time.perf_counter() - wall, time.process_time() - cpu, len(_compiles) - start_compiles
+def timed_compiles(fn):
+    """``(result, wall seconds, process CPU seconds, names of the programs XLA compiled)`` of ``fn()``."""
+    start = len(compiled)
+    timing = timed(fn)
+    return timing.result, timing.wall_s, timing.cpu_s, compiled[start:]
 
 
 def vmapped(config: sweep.SweepConfig) -> tuple[list[dict], list[str]]:
@@ -107,7 +110,7 @@ def vmapped(config: sweep.SweepConfig) -> tuple[list[dict], list[str]]:
 class Separate:
     """The cells of ``config`` one at a time through the public API: ``bj.run``, ``Posterior.sample``, scoring.
 
-    Keys as in :func:`bayesjax.sweep.cells.cell`: ``split(key(seed), 3)`` gives the run and draw keys.
+    Keys as in :func:`bayesjax.experiments.sweep.cells.cell`: ``split(key(seed), 3)`` gives the run and draw keys.
     """
 
     def __init__(self, config: sweep.SweepConfig, ds, x_ood):
@@ -173,16 +176,18 @@ def main() -> int:
           f"batch {config.batch_size}, burn-in {config.burnin}, thin {config.thin}, "
           f"{config.num_predictive_samples} predictive draws")
 
-    chunk_programs = sweep.run_chunk._cache_size()
-    (with_sweep, messages), sweep_wall, sweep_cpu, sweep_compiles = timed(lambda: vmapped(config))
-    chunk_programs = sweep.run_chunk._cache_size() - chunk_programs
+    (with_sweep, messages), sweep_wall, sweep_cpu, sweep_programs = timed_compiles(lambda: vmapped(config))
+    chunk = sweep.run_chunk.__name__
+    chunk_programs = sum(name in (f"jit({chunk})", f"jit_{chunk}") for name in sweep_programs)  # JAX's two spellings
+    sweep_compiles = len(sweep_programs)
     separate = Separate(config, ds, x_ood)
-    one_by_one, loop_wall, loop_cpu, loop_compiles = timed(separate.cells)
+    one_by_one, loop_wall, loop_cpu, loop_programs = timed_compiles(separate.cells)
+    loop_compiles = len(loop_programs)
     # Without compiles, interleaved (load from other processes falls on both alike), best of --repeats.
     compiled_run, sweep_steady, loop_steady = separate.compiled_run(), math.inf, math.inf
     for _ in range(args.repeats):
-        sweep_steady = min(sweep_steady, timed(lambda: vmapped(config))[1])
-        loop_steady = min(loop_steady, cells * timed(compiled_run)[1])
+        sweep_steady = min(sweep_steady, timed(vmapped, config).wall_s)
+        loop_steady = min(loop_steady, cells * timed(compiled_run).wall_s)
 
     ratio = loop_wall / sweep_wall
     difference = {name: max(abs(a[name] - b[name]) for a, b in zip(with_sweep, one_by_one))

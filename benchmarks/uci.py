@@ -8,10 +8,10 @@ same target, ``bj.log_joint`` with a N(0, 0.2^2) prior on every weight (T = 1). 
 
 * ensemble: 5 MAP members (``bj.run`` chains: own init, own minibatch order), 40 epochs of Adam, batch 32,
   learning rate 1e-2 with cosine decay to 1e-4 (the recipe of tests/test_uci.py). Protein only: 3e-3 (at
-  1e-2 its 57k heteroscedastic steps spike and blow up: split 0 gave RMSE 36, Gaussian NLL inf).
+  1e-2 its heteroscedastic training blows up; see benchmarks/README.md).
 * multiswag: ``bj.multiswag`` with 5 members in one jit (shared minibatches): the same 40 epochs, then 20
   epochs of Adam at 1e-3 collecting once per epoch (rank 10); 10 draws per member.
-* laplace (when ``bj.laplace`` exists): KFAC-GGN Laplace around the first ensemble member, 50 draws.
+* laplace: KFAC-GGN Laplace around the first ensemble member, 50 draws.
 * sghmc: 5 chains of ``bj.sghmc`` (friction 0.1, step size 1e-3 / N), 40 epochs of burn-in then 40 epochs,
   one draw per epoch and chain (200 draws).
 
@@ -19,6 +19,7 @@ NLL is the exact mixture NLL of the draws (``bj.metrics.nll``); ``gaussian_nll``
 paper reports) is printed beside it. Laptop-scale CPU runs: use ``--datasets`` / ``--splits`` to subset.
 
 Run:  python benchmarks/uci.py [--datasets a,b] [--splits N] [--methods ensemble,multiswag,laplace,sghmc]
+The figures measured so far are in benchmarks/README.md.
 """
 import argparse
 import time
@@ -29,9 +30,6 @@ import numpy as np
 import optax
 
 import bayesjax as bj
-from bayesjax.inference import ensemble as ensemble_lib
-
-multiswag = getattr(bj, "multiswag", ensemble_lib.build_multiswag)
 
 PUBLISHED = {  # Lakshminarayanan et al. 2017, Table 1 (Deep Ensembles, M = 5): (RMSE, sd), (NLL, sd)
     "bostonHousing": ((3.28, 1.00), (2.41, 0.25)),
@@ -48,16 +46,6 @@ MEMBERS, EPOCHS, BATCH, PRIOR_SCALE = 5, 40, 32, 0.2
 LEARNING_RATE = {"protein-tertiary-structure": 3e-3}  # else 1e-2
 SGHMC_STEP = 1e-3  # divided by N
 METHODS = ("ensemble", "multiswag", "laplace", "sghmc")
-
-
-def laplace_fn():
-    fn = getattr(bj, "laplace", None)
-    if fn is None:
-        try:
-            from bayesjax.inference.laplace import laplace as fn
-        except ImportError:
-            return None
-    return fn
 
 
 class Setup:
@@ -78,7 +66,7 @@ class Setup:
         self.map = bj.map(self.lj, optax.adam(optax.cosine_decay_schedule(rate, pre, alpha=0.01)))
         swag_schedule = optax.join_schedules([optax.cosine_decay_schedule(rate, pre, alpha=1e-3 / rate),
                                               optax.constant_schedule(1e-3)], [pre])
-        self.multiswag = multiswag(self.lj, optax.adam(swag_schedule), MEMBERS, init=self.init, start_step=pre,
+        self.multiswag = bj.multiswag(self.lj, optax.adam(swag_schedule), MEMBERS, init=self.init, start_step=pre,
                                    collect_every=self.steps_per_epoch, rank=10)
         self.sghmc = bj.sghmc(self.lj, step_size=SGHMC_STEP / n, friction=0.1)
 
@@ -105,11 +93,11 @@ def run_split(setup, ds, split, methods):
                       num_steps=setup.pretrain_steps + 20 * setup.steps_per_epoch, batch_size=BATCH, progress=False)
         out["multiswag"] = evaluate(setup, post.sample(jax.random.key(0), 10 * MEMBERS), ds) | {
             "seconds": time.perf_counter() - start}
-    if "laplace" in methods and laplace_fn() is not None:
+    if "laplace" in methods:
         start = time.perf_counter()
         try:
             first = jax.tree.map(lambda leaf: leaf[0], members)
-            approx = laplace_fn()(setup.lj, first, data, hessian="kfac")
+            approx = bj.laplace(setup.lj, first, data, hessian="kfac")
             out["laplace"] = evaluate(setup, approx.sample(jax.random.key(0), 50), ds) | {
                 "seconds": time.perf_counter() - start}
         except Exception as error:  # an unfinished method must not stop the table
@@ -145,8 +133,6 @@ def main():
     args = parser.parse_args()
     globals()["SGHMC_STEP"] = args.sghmc_step
     methods = args.methods.split(",")
-    if "laplace" in methods and laplace_fn() is None:
-        print("laplace: not available in this bayesjax (bj.laplace missing); skipped")
     print(f"device: {jax.devices()[0].device_kind} x {len(jax.devices())}; methods {', '.join(methods)}")
     header = (f"{'dataset':28s} {'method':10s} {'splits':>6s} {'RMSE':>15s} {'NLL (mixture)':>15s} "
               f"{'NLL (Gaussian)':>15s} {'s/split':>8s} | {'published DE RMSE':>18s} {'DE NLL':>15s}")
@@ -157,7 +143,7 @@ def main():
         except FileNotFoundError:
             print(f"{name:28s} (not found; skipped)")
             continue
-        num_splits = len(list(bj.data._uci_folder(name, None).glob("index_train_*.txt")))
+        num_splits = len(list(bj.data.uci_folder(name).glob("index_train_*.txt")))
         splits = range(num_splits if args.splits is None else min(args.splits, num_splits))
         setup = Setup(name, first)
         results = {}

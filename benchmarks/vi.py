@@ -31,25 +31,25 @@ What is measured, in this one script so that ratios share one machine state:
    model average over ``--num-samples`` draws of q) against MAP (Adam 1e-3)
    after ``--train-steps`` steps of each, plus mean-field with local
    reparametrization and at T = 0.1 for context.
-3. Whole-process time (interpreter start to exit) of a short script that
-   imports bayesjax, loads digits and runs ``--process-steps`` VI steps.
+3. Whole-process time (interpreter start to exit) of this script run as a
+   child that imports bayesjax, loads digits and runs ``--process-steps`` VI
+   steps.
 
 Usage::
 
     .venv/bin/python benchmarks/vi.py                          # full default run
     .venv/bin/python benchmarks/vi.py --steps 500 --repeats 3 --train-steps 2000
     .venv/bin/python benchmarks/vi.py --json results/vi.json
+
+The figures measured so far are in benchmarks/README.md.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
-import subprocess
-import sys
-import textwrap
-import time
+
+from _common import emit, machine_facts, run_child, timed
 
 BATCH_SIZE = 128
 HIDDEN = (50, 50)
@@ -75,11 +75,12 @@ def setup(temperature=1.0):
 
 
 def meanfield(lj, **kwargs):
+    """``bj.meanfield_vi`` with this benchmark's Adam learning rate and initial scale."""
     import optax
 
-    from bayesjax.inference.vi import build_meanfield
+    import bayesjax as bj
 
-    return build_meanfield(lj, optax.adam(LEARNING_RATE), init_scale=INIT_SCALE, **kwargs)
+    return bj.meanfield_vi(lj, optax.adam(LEARNING_RATE), init_scale=INIT_SCALE, **kwargs)
 
 
 def bayesjax_runner(ds, params, algo, num_steps, **options):
@@ -186,10 +187,9 @@ def steady_state(runners, repeats):
     cpu = {name: [] for name in runners}
     for rep in range(repeats + 1):
         for name, run in runners.items():
-            start, start_cpu = time.perf_counter(), time.process_time()
-            run(jax.random.key(rep))
-            wall[name].append(time.perf_counter() - start)
-            cpu[name].append(time.process_time() - start_cpu)
+            timing = timed(run, jax.random.key(rep))
+            wall[name].append(timing.wall_s)
+            cpu[name].append(timing.cpu_s)
     return {name: {"first_s": wall[name][0], "best_s": min(wall[name][1:]), "best_cpu_s": min(cpu[name][1:])}
             for name in runners}
 
@@ -230,17 +230,17 @@ def throughput(args):
     ds, _, params, lj = setup()
     algo = meanfield(lj)
     lengths = (args.steps // 4, args.steps)
-    timed = {}
+    by_length = {}
     for num_steps in lengths:
         runners = {"bayesjax": bayesjax_runner(ds, params, algo, num_steps),
                    "bayesjax-no-info": bayesjax_runner(ds, params, algo, num_steps, info_every=0),
                    "hand-written": hand_runner(ds, params, num_steps),
                    "hand-written-recording": hand_runner(ds, params, num_steps, record=True),
                    "step-in-hand-loop": step_in_hand_loop(ds, params, algo, num_steps)}
-        timed[num_steps] = steady_state(runners, args.repeats)
+        by_length[num_steps] = steady_state(runners, args.repeats)
     result = {}
-    for name in timed[args.steps]:
-        short, full = timed[lengths[0]][name], timed[lengths[1]][name]
+    for name in by_length[args.steps]:
+        short, full = by_length[lengths[0]][name], by_length[lengths[1]][name]
         per_step = (full["best_s"] - short["best_s"]) / (lengths[1] - lengths[0])
         result[name] = {"best_s": full["best_s"], "best_cpu_s": full["best_cpu_s"],
                         "steps_per_s": args.steps / full["best_s"],
@@ -258,10 +258,17 @@ def throughput(args):
 
 
 def quality(args):
+    """Test metrics of MAP and of mean-field VI (plain, local reparametrization, T = 0.1) after ``--train-steps``."""
     import jax
     import optax
 
     import bayesjax as bj
+
+    def train(make, lj, ds, params):
+        post = bj.run(jax.random.key(1), make(lj), params, (ds.x_train, ds.y_train), num_steps=args.train_steps,
+                      batch_size=BATCH_SIZE, progress=False)
+        jax.block_until_ready(post.state)
+        return post
 
     rows = {}
     for name, temperature, make in [
@@ -271,11 +278,7 @@ def quality(args):
         ("meanfield_vi_T0.1", 0.1, meanfield),
     ]:
         ds, model, params, lj = setup(temperature)
-        start = time.perf_counter()
-        post = bj.run(jax.random.key(1), make(lj), params, (ds.x_train, ds.y_train), num_steps=args.train_steps,
-                      batch_size=BATCH_SIZE, progress=False)
-        jax.block_until_ready(post.state)
-        train_s = time.perf_counter() - start
+        post, train_s, _ = timed(train, make, lj, ds, params)
         num_samples = 1 if name == "map" else args.num_samples
         pred = bj.predictive(model.apply, post.sample(jax.random.key(2), num_samples), ds.x_test, lj.likelihood)
         rows[name] = {"train_s": train_s, **bj.metrics.evaluate(pred, ds.y_test)}
@@ -284,23 +287,24 @@ def quality(args):
     return rows
 
 
-PROCESS_SCRIPT = textwrap.dedent("""
-    import sys
-    sys.path.insert(0, {bench_dir!r})
-    import jax, vi as bench
+def short_run(num_steps: int) -> None:
+    """The whole-process child: import bayesjax, load digits, ``num_steps`` VI steps."""
+    import jax
+
     import bayesjax as bj
-    ds, model, params, lj = bench.setup()
-    post = bj.run(jax.random.key(0), bench.meanfield(lj), params, (ds.x_train, ds.y_train),
-                  num_steps={steps}, batch_size=bench.BATCH_SIZE, progress=False)
+
+    ds, _, params, lj = setup()
+    post = bj.run(jax.random.key(0), meanfield(lj), params, (ds.x_train, ds.y_train), num_steps=num_steps,
+                  batch_size=BATCH_SIZE, progress=False)
     jax.block_until_ready(post.state)
-""")
 
 
 def process_time(args):
-    script = PROCESS_SCRIPT.format(bench_dir=os.path.dirname(os.path.abspath(__file__)), steps=args.process_steps)
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", script], check=True)
-    return {"steps": args.process_steps, "whole_process_s": time.perf_counter() - start}
+    """Wall seconds of :func:`short_run` in a fresh process, interpreter start to exit."""
+    child = run_child(__file__, ["--_short-run", str(args.process_steps)])
+    if child.result is None:
+        raise RuntimeError(f"the whole-process child failed: {child.error}")
+    return {"steps": args.process_steps, "whole_process_s": child.wall_s}
 
 
 def main():
@@ -312,12 +316,15 @@ def main():
     parser.add_argument("--process-steps", type=int, default=1000)
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--_short-run", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args._short_run is not None:
+        short_run(args._short_run)
+        emit({})
+        return
 
-    import jax
-
-    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, jax {jax.__version__} on {jax.devices()[0].platform}"
-    print(f"machine: {machine}")
+    machine = machine_facts()
+    print("machine: " + ", ".join(f"{key} {machine[key]}" for key in ("cpu", "cpu_count", "jax", "device", "git")))
     results = {"machine": machine, "args": vars(args)}
 
     results["throughput"] = tp = throughput(args)

@@ -26,7 +26,7 @@ def make_algo(num_data=30):
 
 def run(params, data, compiled, **kw):
     algo = make_algo(kw.pop("num_data", 30))
-    algo = algo._replace(step=bj.base.bind_log_joint(_counting(algo.step.func, compiled), bj.base.log_joint_of(algo)))
+    algo = algo._replace(step=_counting(algo.step, compiled))
     return bj.run(jax.random.key(0), algo, params, data, num_steps=kw.pop("num_steps", 2), progress=False, **kw)
 
 
@@ -123,7 +123,7 @@ def test_a_key_that_is_not_one_prng_key_is_refused(setup, key, words):
     post = bj.run(jax.random.PRNGKey(0), make_algo(), params, (x, y), num_steps=2, progress=False)  # legacy keys work
     with pytest.raises(TypeError, match=words):
         post.sample(key, 2)
-    laplace = bj.laplace(bj.base.log_joint_of(make_algo()), params, (x, y), hessian="diag")
+    laplace = bj.laplace(make_algo().log_joint, params, (x, y), hessian="diag")
     with pytest.raises(TypeError, match=words):
         laplace.sample(key, 2)
 

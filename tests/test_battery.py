@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import bayesjax as bj
-from algorithms import BUILDERS, FULL_BATCH, USER_LOOP_ONLY, problem
+from tests.helpers.algorithms import BUILDERS, FULL_BATCH, USER_LOOP_ONLY, problem
 
 BATCH = 16
 

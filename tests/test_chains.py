@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 import bayesjax as bj
-import linear_problem as blr
-from linear_problem import D, NOISE, PRIOR
-from stats import assert_gaussian_moments, chain_draws
+from tests.helpers import linear_problem
+from tests.helpers.linear_problem import NOISE, PRIOR, D
+from tests.helpers.stats import assert_gaussian_moments, chain_draws
 
 N, CHAINS, STEPS, BURNIN = 50, 4, 1500, 300
-data = functools.partial(blr.data, N)
-log_joint = functools.partial(blr.log_joint, N)
+data = functools.partial(linear_problem.data, N)
+log_joint = functools.partial(linear_problem.log_joint, N)
 
 
 def hmc_chains(capacity=STEPS - BURNIN):

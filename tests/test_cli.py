@@ -1,11 +1,15 @@
-"""The ``bayesjax compare`` command line: its help and its refusals (the runs are in test_compare.py)."""
+"""The ``bayesjax`` command line: compare's help and refusals, sweep's refusals and files (the runs are in
+tests/experiments/compare/test_driver.py and tests/experiments/sweep/test_driver.py)."""
+import json
 import os
 import subprocess
 import sys
 
 import pytest
 
-from bayesjax import cli, compare
+from bayesjax import cli
+from bayesjax.experiments import compare
+from tests.experiments.sweep.tiny_grid import CLI_ARGS
 
 
 def test_help_lists_every_method_with_its_budget(capsys):
@@ -54,3 +58,27 @@ def test_importing_the_command_leaves_the_host_split_to_it():
             "assert not xla_bridge.backends_are_initialized(), 'import started the JAX backend'")
     subprocess.run([sys.executable, "-c", code], check=True, env={k: v for k, v in os.environ.items()
                                                                   if k != "XLA_FLAGS"})
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--dataset", "nonsense"], "unknown"),
+    (["--temperatures", "0.1,0"], "temperature"),
+    (["--temperatures", ""], "empty"),
+    (["--seeds", ""], "empty"),
+    (["--method", "magic"], "method"),
+    (["--method", "laplace_kfac", "--model", "cnn"], "supports"),
+])
+def test_bad_sweep_arguments_fail_clearly_without_writing(tmp_path, capsys, args, message):
+    out = tmp_path / "results"
+    assert cli.main([*CLI_ARGS, "--out", str(out), *args]) == 2
+    assert message in capsys.readouterr().err.lower()
+    assert not out.exists()
+
+
+def test_sweep_writes_tables_and_figure(tmp_path, capsys):
+    assert cli.main([*CLI_ARGS, "--temperatures", "0.1,1", "--seeds", "0", "--out", str(tmp_path)]) == 0
+    assert "augmentation off" in capsys.readouterr().out
+    payload = json.loads((tmp_path / "results.json").read_text())
+    assert len(payload["cells"]) == 2 and payload["config"]["method"] == "sgld"
+    assert (tmp_path / "results.csv").read_text().count("\n") == 3
+    assert (tmp_path / "sweep.png").stat().st_size > 1000

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import bayesjax as bj
-import sharded_sgld
+from tests.helpers import sharded_sgld
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -32,10 +32,9 @@ def two_process_run(tmp_path_factory):
     except OSError as error:
         pytest.skip(f"cannot open a localhost port for the jax.distributed coordinator: {error}")
     out = tmp_path_factory.mktemp("distributed") / "buffer.npz"
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tests")]),
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT,
                XLA_FLAGS="--xla_force_host_platform_device_count=2")
-    worker = os.path.join(ROOT, "tests", "distributed_worker.py")
-    procs = [subprocess.Popen([sys.executable, worker, str(port), str(i), str(out)], env=env,
+    procs = [subprocess.Popen([sys.executable, "-m", "tests.helpers.distributed_worker", str(port), str(i), str(out)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
     logs = []
     for proc in procs:

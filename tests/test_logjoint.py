@@ -88,3 +88,29 @@ def test_rejects_bad_arguments():
         make(10, 1.0, "prior")
     with pytest.raises(ValueError, match="num_data"):
         make(0)
+
+
+@pytest.mark.parametrize("tempering", ["posterior", "likelihood"])
+def test_weights_are_the_factors_of_the_tempering_rule(tempering):
+    lj = make(10, 0.25, tempering)
+    assert lj.likelihood_weight == 4.0
+    assert lj.prior_weight == (4.0 if tempering == "posterior" else 1.0)
+    for log_lik, log_prior in [(-3.0, -2.0), (1.5, -0.5), (0.0, 7.0)]:
+        np.testing.assert_allclose(lj.combine(log_lik, log_prior),
+                                   lj.likelihood_weight * log_lik + lj.prior_weight * log_prior, rtol=1e-12)
+
+
+def test_weights_trace_with_the_temperature():
+    temperatures = jnp.array([1.0, 0.1, 1e-4])
+    weights = jax.jit(jax.vmap(lambda t: (make(10, t, "posterior").prior_weight,
+                                          make(10, t, "likelihood").likelihood_weight)))(temperatures)
+    np.testing.assert_allclose(weights, (1 / temperatures, 1 / temperatures), rtol=1e-6)
+
+
+@pytest.mark.parametrize("tempering", ["posterior", "likelihood"])
+def test_potential_is_minus_temperature_times_the_log_joint(problem, tempering):
+    x, y, params = problem
+    log_lik, log_prior = hand_terms(params, x, y)
+    temperature = 0.25
+    expected = -(log_lik + log_prior) if tempering == "posterior" else -(log_lik + temperature * log_prior)
+    np.testing.assert_allclose(make(len(y), temperature, tempering).potential(params, (x, y)), expected, rtol=1e-5)

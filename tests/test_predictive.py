@@ -1,4 +1,4 @@
-
+"""Tests for bayesjax.predictive: the Bayesian model average against direct computation."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -6,6 +6,7 @@ import pytest
 from scipy import stats
 
 import bayesjax as bj
+from bayesjax.predictive import entropy
 
 
 def linear_apply(params, x):
@@ -25,7 +26,7 @@ def x():
 
 def test_identical_samples_give_the_single_model(x):
     one = jax.tree.map(lambda s: s[0], stacked(jax.random.key(1), 1, 4, 3))
-    samples = bj.base.repeat_params(one, 5)
+    samples = bj.trees.repeat_params(one, 5)
     pred = bj.predictive(linear_apply, samples, x, bj.likelihoods.categorical())
     np.testing.assert_allclose(pred.probs, jax.nn.softmax(linear_apply(one, x)), rtol=1e-5)
     np.testing.assert_allclose(pred.mutual_information, 0.0, atol=1e-5)
@@ -118,3 +119,10 @@ def test_rejects_ragged_samples(x):
 def test_entropy_of_certain_predictions_is_zero_not_nan():
     pred = bj.ClassificationPredictive(jnp.log(jnp.array([[1.0, 0.0], [0.4, 0.6]])), jnp.zeros(2))
     assert np.all(np.isfinite(pred.entropy)) and float(pred.entropy[0]) == 0.0
+
+
+def test_entropy_of_log_probabilities():
+    log_probs = jnp.log(jnp.array([[0.25, 0.25, 0.25, 0.25], [1.0, 0.0, 0.0, 0.0], [0.2, 0.3, 0.5, 0.0]]))
+    expected = [np.log(4.0), 0.0, stats.entropy([0.2, 0.3, 0.5])]
+    np.testing.assert_allclose(entropy(log_probs), expected, rtol=1e-6, atol=1e-7)
+    assert entropy(jnp.zeros((2, 3, 1))).shape == (2, 3)  # over the last axis only

@@ -1,5 +1,4 @@
 """Chains and data over devices (4 forced CPU devices in the test session)."""
-import importlib
 
 import jax
 import jax.numpy as jnp
@@ -7,6 +6,8 @@ import numpy as np
 import pytest
 
 import bayesjax as bj
+from bayesjax.driver.chunked import START
+from bayesjax.driver.scan import RunConfig
 
 pytestmark = pytest.mark.skipif(jax.device_count() < 4, reason="needs 4 devices: run with "
                                 "XLA_FLAGS=--xla_force_host_platform_device_count=4 (make test does)")
@@ -96,15 +97,14 @@ def test_predictive_reduces_sharded_samples_without_gathering_them(problem, chun
 def test_chains_are_placed_on_the_mesh_from_initialization(problem):
     lj, params, (x, y) = problem
     mesh = bj.sharding.mesh(chains=4)
-    run_module = importlib.import_module("bayesjax.run")
-    config = run_module.RunConfig(num_steps=4, batch_size=16, num_chains=8, buffer=(2, 0, 1), mesh=mesh)
-    chains = run_module._start(bj.sgld(lj, 1e-3), config, jax.random.key(0), params, x.shape[0])
+    config = RunConfig(num_steps=4, batch_size=16, num_chains=8, buffer=(2, 0, 1), mesh=mesh)
+    chains = START(bj.sgld(lj, 1e-3), config, jax.random.key(0), params, x.shape[0])
     for leaf in jax.tree.leaves(chains.states):
         assert leaf.sharding.spec[0] == "chains" and len(leaf.sharding.device_set) == 4
 
 
 def test_a_temperature_grid_does_not_depend_on_the_device_count(tmp_path):
-    from bayesjax import sweep
+    from bayesjax.experiments import sweep
 
     config = sweep.SweepConfig(hidden=(8,), temperatures=(0.1, 1.0), seeds=(0, 1), num_steps=20, batch_size=64,
                                burnin=10, thin=5, num_chains=2, num_predictive_samples=4)

@@ -39,9 +39,10 @@ ensemble receives, so a member does not depend on how many run beside it.
   posterior mean is Sigma_post Sigma_prior^-1 Sigma_post, smaller than the
   posterior's.
 
-Bootstrap, anchors and target noise re-bind the member's log-joint (see
-:func:`bayesjax.base.bind_log_joint`), so they need a member built by a
-bayesjax builder whose step sees the batch only through the log-joint.
+Bootstrap, anchors and target noise re-aim the member at another log-joint
+(its declared ``retarget``, see :class:`bayesjax.base.Algorithm`), so they
+need a member built by a bayesjax builder whose step sees the batch only
+through the log-joint.
 
 Members whose state is a Markov chain (``bj.sgld``, ...) contribute their
 current position; for several chains with sample buffers use
@@ -66,9 +67,9 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from bayesjax._checks import check_int, check_positive
-from bayesjax.base import Algorithm, bind_log_joint, log_joint_of
-from bayesjax.inference import swag as swag_lib
+from bayesjax.base import Algorithm, cached_builder, targeting
+from bayesjax.checks import check_int, check_positive
+from bayesjax.inference import swag
 from bayesjax.likelihoods import REGRESSION, Likelihood
 from bayesjax.logjoint import LogJoint
 from bayesjax.priors import Prior
@@ -203,6 +204,7 @@ def _member_axis(mesh: Mesh) -> str:
     return "chains" if "chains" in mesh.axis_names else mesh.axis_names[0]
 
 
+@cached_builder
 def build(
     algorithm: Algorithm,
     num_members: int,
@@ -246,10 +248,10 @@ def build(
       An :class:`Algorithm` over :class:`EnsembleState`.
 
     Example:
-      >>> model = bj.models.mlp([50], num_outputs=2)
       >>> algo = bj.ensemble(bj.map(lj, optax.adam(1e-2)), 5, init=lambda k: model.init(k, x[:1]))
-      >>> post = bj.run(key, algo, model.init(key, x[:1]), (x, y), num_steps=1000, batch_size=100)
-      >>> members = post.sample(key, 5)   # each member once
+      >>> post = bj.run(key, algo, params, (x, y), num_steps=20, batch_size=50, progress=False)
+      >>> post.sample(key, 5)["Dense_0"]["kernel"].shape   # each member once
+      (5, 64, 16)
     """
     num_members = check_int("num_members", num_members)
     if bootstrap is True:
@@ -258,10 +260,10 @@ def build(
         raise ValueError(f"bootstrap must be False, True or one of {BOOTSTRAPS}, got {bootstrap!r}")
     if target_noise is not None:
         check_positive("target_noise", target_noise)
-    log_joint = log_joint_of(algorithm)
+    log_joint = algorithm.log_joint
     anchored = anchored if isinstance(anchored, Prior) else bool(anchored)
     rebinds = bool(bootstrap) or anchored is not False or target_noise is not None
-    if rebinds and log_joint is None:
+    if rebinds and algorithm.retarget is None:
         raise ValueError(
             "bootstrap, anchored and target_noise re-bind the member's log-joint: the member must come from a "
             "bayesjax builder (bj.map, bj.swag, bj.sgld, ...), not a wrapped or hand-made Algorithm"
@@ -290,7 +292,7 @@ def build(
             anchors = jax.lax.map(lambda k: anchor_prior.sample(k, params), anchor_keys)
         # Members are initialized one after another (lax.map, a one-off cost): vmapped, the random
         # initializers draw arrays of one more dimension, whose threefry XLA:CPU compiles far more
-        # slowly (8 digits-MLP flax inits: 4.5 s of compile vmapped, 2.1 s with lax.map).
+        # slowly (figures in benchmarks/README.md).
         if init is not None:
             member_params = jax.lax.map(init, params_keys)
         elif anchored:
@@ -319,7 +321,7 @@ def build(
             weights = bootstrap_weights(weight_key, ids, bootstrap).astype(jnp.result_type(float))
             log_joint = dataclasses.replace(log_joint, likelihood=_weighted(log_joint.likelihood))
             y = (y, weights)
-        return algorithm.step(key, state, (x, y), log_joint=log_joint)
+        return algorithm.retarget(log_joint).step(key, state, (x, y))
 
     def step_fn(key: PRNGKey, state: EnsembleState, batch: Batch, *, log_joint: LogJoint | None = None):
         keys = constrain(jax.vmap(lambda m: jax.random.fold_in(key, m))(indices))
@@ -338,10 +340,12 @@ def build(
         member = jax.random.permutation(order_key, num_members)[draw % num_members]
         return jax.tree.map(lambda d: d[member, draw // num_members], draws)
 
-    step = bind_log_joint(step_fn, log_joint) if log_joint is not None else step_fn
-    return Algorithm(init_fn, step, sample_fn)
+    if log_joint is None:
+        return Algorithm(init_fn, step_fn, sample_fn)
+    return targeting(log_joint, init_fn, step_fn, sample_fn)
 
 
+@cached_builder
 def build_multiswag(
     log_joint: LogJoint,
     optimizer: optax.GradientTransformation,
@@ -363,9 +367,10 @@ def build_multiswag(
 
     Example:
       >>> algo = bj.multiswag(lj, optax.sgd(1e-4, momentum=0.9), num_members=4,
-      ...                     init=lambda k: model.init(k, x[:1]), start_step=1000, collect_every=50)
-      >>> post = bj.run(key, algo, params, (x, y), num_steps=3000, batch_size=128)
-      >>> samples = post.sample(key, 40)   # 10 from each member's Gaussian
+      ...                     init=lambda k: model.init(k, x[:1]), start_step=20, collect_every=4, rank=5)
+      >>> post = bj.run(key, algo, params, (x, y), num_steps=40, batch_size=50, progress=False)
+      >>> post.sample(key, 40)["Dense_1"]["kernel"].shape   # 10 from each member's Gaussian
+      (40, 16, 10)
     """
-    member = swag_lib.build_swag(log_joint, optimizer, start_step, collect_every, rank, diag)
+    member = swag.build_swag(log_joint, optimizer, start_step, collect_every, rank, diag)
     return build(member, num_members, init=init, bootstrap=bootstrap, anchored=anchored, mesh=mesh)

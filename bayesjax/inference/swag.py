@@ -51,25 +51,15 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from bayesjax._checks import check_int, check_positive
-from bayesjax.base import Algorithm, bind_log_joint, repeat_params
+from bayesjax.base import Algorithm, cached_builder, targeting
+from bayesjax.checks import check_int, check_positive
 from bayesjax.logjoint import LogJoint
+from bayesjax.trees import repeat_params
 from bayesjax.types import Array, Batch, Params, PRNGKey
 
 __all__ = [
-    "SWAState",
-    "SWAGState",
-    "SWAGInfo",
-    "SWAInfo",
-    "swa_init",
-    "swag_init",
-    "step",
-    "swa_sample",
-    "swag_sample",
-    "covariance",
-    "cyclical_learning_rate",
-    "build_swa",
-    "build_swag",
+    "SWAState", "SWAGState", "SWAGInfo", "SWAInfo", "swa_init", "swag_init", "step", "swa_sample",
+    "swag_sample", "covariance", "cyclical_learning_rate", "build_swa", "build_swag",
 ]
 
 
@@ -232,7 +222,7 @@ def swag_sample(key: PRNGKey, state: SWAGState, num_samples: int, var_clamp: flo
     leaves, treedef = jax.tree.flatten(state.mean)
     # One key per leaf plus one for z2, each drawing all samples of its leaf at once. Draws are
     # generated flat and reshaped: XLA:CPU's compile time of the (partitionable) threefry grows
-    # steeply with the rank of the requested shape (measured 0.4 s flat vs 1.2-1.6 s for 3-D).
+    # steeply with the rank of the requested shape (figures in benchmarks/README.md).
     keys = jax.random.split(key, len(leaves) + 1)
     shape = lambda leaf: (num_samples,) + jnp.shape(leaf)
 
@@ -301,6 +291,7 @@ def _check_collection(start_step: int, collect_every: int) -> tuple[int, int]:
     return check_int("start_step", start_step, minimum=0), check_int("collect_every", collect_every)
 
 
+@cached_builder
 def build_swa(
     log_joint: LogJoint,
     optimizer: optax.GradientTransformation,
@@ -320,8 +311,10 @@ def build_swa(
       An :class:`Algorithm` over :class:`SWAState`; ``sample`` returns copies of the average.
 
     Example:
-      >>> algo = bj.swa(lj, optax.sgd(1e-4, momentum=0.9), start_step=1000, collect_every=10)
-      >>> post = bj.run(key, algo, params, (x, y), num_steps=3000, batch_size=128)
+      >>> algo = bj.swa(lj, optax.sgd(1e-4, momentum=0.9), start_step=20, collect_every=4)
+      >>> post = bj.run(key, algo, params_map, (x, y), num_steps=40, batch_size=50, progress=False)
+      >>> post.sample(key, 2)["Dense_1"]["bias"].shape   # two copies of the average
+      (2, 10)
     """
     start_step, collect_every = _check_collection(start_step, collect_every)
 
@@ -338,9 +331,10 @@ def build_swa(
         del key
         return swa_sample(state, num_samples)
 
-    return Algorithm(init_fn, bind_log_joint(step_fn, log_joint), sample_fn)
+    return targeting(log_joint, init_fn, step_fn, sample_fn)
 
 
+@cached_builder
 def build_swag(
     log_joint: LogJoint,
     optimizer: optax.GradientTransformation,
@@ -368,9 +362,10 @@ def build_swag(
       An :class:`Algorithm` over :class:`SWAGState` whose ``sample`` draws from the Gaussian.
 
     Example:
-      >>> algo = bj.swag(lj, optax.sgd(1e-4, momentum=0.9), start_step=1000, collect_every=50, rank=20)
-      >>> post = bj.run(key, algo, params, (x, y), num_steps=3000, batch_size=128)
-      >>> samples = post.sample(key, 30)
+      >>> algo = bj.swag(lj, optax.sgd(1e-4, momentum=0.9), start_step=20, collect_every=4, rank=5)
+      >>> post = bj.run(key, algo, params_map, (x, y), num_steps=40, batch_size=50, progress=False)
+      >>> post.sample(key, 30)["Dense_0"]["kernel"].shape
+      (30, 64, 16)
     """
     start_step, collect_every = _check_collection(start_step, collect_every)
     rank = check_int("rank", rank, minimum=0)
@@ -392,4 +387,4 @@ def build_swag(
     def sample_fn(key: PRNGKey, state: SWAGState, num_samples: int) -> Params:
         return swag_sample(key, state, num_samples, var_clamp)
 
-    return Algorithm(init_fn, bind_log_joint(step_fn, log_joint), sample_fn)
+    return targeting(log_joint, init_fn, step_fn, sample_fn)

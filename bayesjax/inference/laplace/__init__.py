@@ -1,13 +1,19 @@
 """Laplace approximations: full, diagonal and KFAC GGN, last-layer, GLM predictive, evidence tuning.
 
-One concept per file:
+One concept per file, each importing only the ones above it in this list:
 
+* :mod:`.subsets`: which weights are Bayesian (all, the last layer, named modules).
 * :mod:`.layers`: finding and tapping flax ``Dense`` and ``Conv`` layers (inputs or patches, output gradients).
+* :mod:`.chunks`: chunked folds and maps over the data, sized from a memory budget.
+* :mod:`.jacobians`: per-example Jacobian products of a chunk (tapped layers or per-example VJPs).
 * :mod:`.curvature`: GGN / empirical-Fisher sums (diag, full, Kronecker factors),
   chunked over data, and the matrix-free GGN-vector product.
-* :mod:`.posterior`: :class:`LaplacePosterior` (sampling, variances, log-determinants).
+* :mod:`.posterior`: the posterior as data (:class:`~.posterior.PosteriorData`) and its prior precision.
+* :mod:`.factorization`: the structured algebra of the precision (factorization, variances, log-determinant).
+* :mod:`.sampling`: draws from the posterior.
 * :mod:`.glm`: the linearized predictive with probit / bridge / MC links.
 * :mod:`.marglik`: the Laplace log evidence and prior-precision / noise tuning.
+* :mod:`.approximation`: :class:`LaplacePosterior`, the data with those functions as methods.
 * :mod:`.algorithm`: the streaming :class:`~bayesjax.base.Algorithm` form.
 * :mod:`.fit`: :func:`laplace`, the post-hoc entry point.
 
@@ -18,6 +24,7 @@ KFAC for convolution layers; Immer, Korzepa & Bauer
 (2021), GLM predictive; Daxberger et al. (2021), "Laplace Redux".
 """
 from bayesjax.inference.laplace.algorithm import LaplaceInfo, LaplaceState, build, from_state
+from bayesjax.inference.laplace.approximation import LaplacePosterior
 from bayesjax.inference.laplace.curvature import (
     DiagCurvature,
     FullCurvature,
@@ -26,9 +33,8 @@ from bayesjax.inference.laplace.curvature import (
     ggn_vector_product,
 )
 from bayesjax.inference.laplace.fit import laplace
-from bayesjax.inference.laplace.marglik import log_marginal_likelihood, optimize_prior_precision
-from bayesjax.inference.laplace.posterior import LaplacePosterior
 from bayesjax.inference.laplace.glm import functional_covariance, predictive_glm
+from bayesjax.inference.laplace.marglik import log_marginal_likelihood, optimize_prior_precision
 
 __all__ = [
     "DiagCurvature",

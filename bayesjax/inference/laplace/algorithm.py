@@ -5,7 +5,7 @@ The state is not a Markov chain (no ``position``): it holds the fixed mean
 batch's likelihood curvature at the mean (chunked inside the batch), so one
 pass of ``bj.run`` over the data sums the same curvature as
 :func:`bayesjax.laplace` on all of it. ``sample`` turns the state into a
-:class:`~.posterior.LaplacePosterior` (the curvature of the ``m`` examples
+:class:`~.approximation.LaplacePosterior` (the curvature of the ``m`` examples
 seen estimates the full-data one as ``(N / m) K_seen``) and draws from it.
 
 Example:
@@ -21,10 +21,19 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from bayesjax.base import Algorithm, bind_log_joint
-from bayesjax.inference.laplace import curvature as curv
-from bayesjax.inference.laplace import posterior as posteriors
-from bayesjax.inference.laplace import subset as subsets
+from bayesjax.base import Algorithm, cached_builder, targeting
+from bayesjax.inference.laplace import factorization, sampling, subsets
+from bayesjax.inference.laplace.approximation import LaplacePosterior
+from bayesjax.inference.laplace.curvature import (
+    Curvature,
+    DiagCurvature,
+    FullCurvature,
+    KronCurvature,
+    accumulate,
+    check_options,
+    zeros,
+)
+from bayesjax.inference.laplace.posterior import LogJointKey, normalize_prior_precision
 from bayesjax.logjoint import LogJoint
 from bayesjax.types import Array, Batch, Params, PRNGKey
 
@@ -40,7 +49,7 @@ class LaplaceState(NamedTuple):
     """
 
     mean: Params
-    curvature: curv.Curvature
+    curvature: Curvature
     num_seen: Array
     log_likelihood: Array
 
@@ -52,19 +61,12 @@ class LaplaceInfo(NamedTuple):
     num_seen: Array
 
 
-def _check_options(hessian: str, curvature: str) -> None:
-    if hessian not in curv.HESSIANS:
-        raise ValueError(f"hessian must be one of {curv.HESSIANS}, got {hessian!r}")
-    if curvature not in curv.CURVATURES:
-        raise ValueError(f"curvature must be one of {curv.CURVATURES}, got {curvature!r}")
-
-
 def init(params: Params, hessian: str = "kfac", subset="all") -> LaplaceState:
     """An empty accumulator at ``params``."""
     names = subsets.resolve(subset, params)
     sub = subsets.select(params, names)
     dtype = jnp.result_type(*jax.tree.leaves(sub))
-    return LaplaceState(params, curv.zeros(hessian, sub), jnp.zeros((), jnp.int32), jnp.zeros((), dtype))
+    return LaplaceState(params, zeros(hessian, sub), jnp.zeros((), jnp.int32), jnp.zeros((), dtype))
 
 
 def step(
@@ -80,7 +82,7 @@ def step(
     """Adds the curvature of ``batch`` (chunked) at ``state.mean``."""
     x, y = batch
     names = subsets.resolve(subset, state.mean)
-    total, log_likelihood, _ = curv.accumulate(
+    total, log_likelihood, _ = accumulate(
         state.curvature, hessian, curvature, log_joint.apply, log_joint.likelihood, state.mean, names,
         jnp.asarray(x), jnp.asarray(y), chunk_size,
     )
@@ -98,7 +100,7 @@ def from_state(
     subset="all",
     prior_precision=None,
     chunk_size: int | None = None,
-) -> posteriors.LaplacePosterior:
+) -> LaplacePosterior:
     """The Laplace posterior of an accumulated state (one chain: no leading chain axis).
 
     Args:
@@ -111,46 +113,45 @@ def from_state(
       chunk_size: examples per chunk in later functional-covariance passes.
     """
     if hessian is None:
-        hessian = {curv.DiagCurvature: "diag", curv.FullCurvature: "full",
-                   curv.KronCurvature: "kfac"}[type(state.curvature)]
-    _check_options(hessian, curvature)
+        hessian = {DiagCurvature: "diag", FullCurvature: "full", KronCurvature: "kfac"}[type(state.curvature)]
+    check_options(hessian, curvature)
     names = subsets.resolve(subset, state.mean)
     sub = subsets.select(state.mean, names)
-    delta = posteriors.normalize_prior_precision(prior_precision, sub, log_joint, hessian)
-    target = posteriors.Target(log_joint)
-    scalars, factor = _finalize(state, delta, log_joint.temperature, prior_scale(log_joint), log_joint.num_data,
-                                hessian, target, names)
-    return assemble(state, delta, scalars, factor, target, hessian, curvature, names, chunk_size)
+    delta = normalize_prior_precision(prior_precision, sub, log_joint, hessian)
+    log_joint_key = LogJointKey(log_joint)
+    scalars, factor = _finalize(state, delta, log_joint.likelihood_weight, log_joint.prior_weight,
+                                log_joint.num_data, hessian, log_joint_key, names)
+    return assemble(state, delta, scalars, factor, log_joint_key, hessian, curvature, names, chunk_size)
 
 
-def prior_scale(log_joint: LogJoint):
-    """The factor on the log-prior in the tempered log-joint: ``1 / T`` (posterior tempering) or 1."""
-    return 1.0 / log_joint.temperature if log_joint.tempering == "posterior" else 1.0
-
-
-def assemble(state: LaplaceState, delta, scalars, factor, target: posteriors.Target, hessian: str, curvature: str,
-             names, chunk_size) -> posteriors.LaplacePosterior:
-    """The :class:`~.posterior.LaplacePosterior` from the outputs of :func:`finalize` (host side, no compute)."""
-    return posteriors.LaplacePosterior(
-        state.mean, state.curvature, delta, *scalars, factor=factor, target=target,
+def assemble(state: LaplaceState, delta, scalars, factor, log_joint_key: LogJointKey, hessian: str, curvature: str,
+             names, chunk_size) -> LaplacePosterior:
+    """The :class:`~.approximation.LaplacePosterior` from the outputs of :func:`finalize` (host side, no compute)."""
+    return LaplacePosterior(
+        state.mean, state.curvature, delta, *scalars, factor=factor, log_joint_key=log_joint_key,
         hessian=hessian, curvature_type=curvature, subset=names, chunk_size=chunk_size,
     )
 
 
-def finalize(state, delta, temperature, prior_scale, num_data, hessian, target, names):
-    """The posterior's scalars in the parameters' dtype and its factorization (traceable)."""
+def finalize(state, delta, likelihood_weight, prior_weight, num_data, hessian, log_joint_key, names):
+    """The posterior's scalars in the parameters' dtype and its factorization (traceable).
+
+    ``likelihood_weight`` and ``prior_weight`` are the log-joint's
+    (:attr:`~bayesjax.logjoint.LogJoint.likelihood_weight`, ``prior_weight``),
+    passed as data so that traced temperatures share one compile.
+    """
     dtype = jnp.result_type(*jax.tree.leaves(subsets.select(state.mean, names)))
     scalars = (
-        jnp.asarray(temperature, dtype),
-        jnp.asarray(prior_scale, dtype),
+        jnp.asarray(likelihood_weight, dtype),
+        jnp.asarray(prior_weight, dtype),
         jnp.asarray(num_data, dtype),
         jnp.maximum(state.num_seen, 1).astype(dtype),
         jnp.asarray(state.log_likelihood, dtype),
         jnp.ones((), dtype),
     )
-    post = posteriors.LaplacePosterior(state.mean, state.curvature, delta, *scalars, factor=None, target=target,
-                                       hessian=hessian, curvature_type="ggn", subset=names)
-    return scalars, posteriors.factorize(post)
+    post = LaplacePosterior(state.mean, state.curvature, delta, *scalars, factor=None, log_joint_key=log_joint_key,
+                            hessian=hessian, curvature_type="ggn", subset=names)
+    return scalars, factorization.factorize(post)
 
 
 _finalize = jax.jit(finalize, static_argnums=(5, 6, 7))
@@ -169,9 +170,10 @@ def sample(
 ) -> Params:
     """``num_samples`` draws from the Laplace posterior of ``state``."""
     post = from_state(log_joint, state, hessian, curvature, subset, prior_precision)
-    return posteriors.sample(post, key, num_samples)
+    return sampling.sample(post, key, num_samples)
 
 
+@cached_builder
 def build(
     log_joint: LogJoint,
     hessian: str = "kfac",
@@ -198,7 +200,7 @@ def build(
       >>> algo = bj.streaming_laplace(lj, hessian="diag")
       >>> post = bj.run(key, algo, params_map, (x, y), num_steps=10, batch_size=100)
     """
-    _check_options(hessian, curvature)
+    check_options(hessian, curvature)
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     options = dict(hessian=hessian, curvature=curvature, subset=subset)
@@ -214,4 +216,4 @@ def build(
     def sample_fn(key: PRNGKey, state: LaplaceState, num_samples: int) -> Params:
         return sample(key, state, num_samples, log_joint=log_joint, prior_precision=prior_precision, **options)
 
-    return Algorithm(init_fn, bind_log_joint(step_fn, log_joint), sample_fn)
+    return targeting(log_joint, init_fn, step_fn, sample_fn)

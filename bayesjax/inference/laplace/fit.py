@@ -11,22 +11,22 @@ import jax
 import jax.numpy as jnp
 
 from bayesjax import compiling
-from bayesjax.base import num_params
-from bayesjax.inference.laplace import algorithm
-from bayesjax.inference.laplace import curvature as curv
-from bayesjax.inference.laplace import subset as subsets
-from bayesjax.inference.laplace.posterior import LaplacePosterior, Target, normalize_prior_precision
+from bayesjax.checks import check_data
+from bayesjax.inference.laplace import algorithm, jacobians, subsets
+from bayesjax.inference.laplace.approximation import LaplacePosterior
+from bayesjax.inference.laplace.curvature import check_options, num_factor_columns
+from bayesjax.inference.laplace.posterior import LogJointKey, normalize_prior_precision
 from bayesjax.likelihoods import check_targets
 from bayesjax.logjoint import LogJoint
-from bayesjax.run import _check_data
+from bayesjax.trees import num_params
 from bayesjax.types import Batch, Params
 
 MAX_FULL_PARAMS = 20_000
 """Largest D for ``hessian="full"`` (a D x D float32 matrix of 1.6 GB)."""
 
 
-def _fit(params, data, prior_precision, temperature, prior_scale, num_data, *, target: Target, hessian, curvature,
-         subset, chunk_size):
+def _fit(params, data, prior_precision, likelihood_weight, prior_weight, num_data, *, log_joint_key: LogJointKey,
+         hessian, curvature, subset, chunk_size):
     """``(state, prior_precision, scalars, factor)`` of the Laplace posterior at ``params``.
 
     ``prior_precision``: normalized (see
@@ -34,24 +34,27 @@ def _fit(params, data, prior_precision, temperature, prior_scale, num_data, *, t
     ``1 / prior.stddev^2`` per weight, returned unreduced for the host to check.
     """
     state = algorithm.init(params, hessian, subset)
-    state, _ = algorithm.step(state, data, log_joint=target.log_joint, hessian=hessian, curvature=curvature,
+    state, _ = algorithm.step(state, data, log_joint=log_joint_key.log_joint, hessian=hessian, curvature=curvature,
                               subset=subset, chunk_size=chunk_size)
     names = subsets.resolve(subset, params)
     if prior_precision is None:
-        stddev = target.log_joint.prior.stddev(subsets.select(params, names))
+        stddev = log_joint_key.log_joint.prior.stddev(subsets.select(params, names))
         prior_precision = jax.tree.map(lambda s: 1.0 / jnp.square(s), stddev)
-    scalars, factor = algorithm.finalize(state, prior_precision, temperature, prior_scale, num_data, hessian, target,
-                                         names)
+    scalars, factor = algorithm.finalize(state, prior_precision, likelihood_weight, prior_weight, num_data, hessian,
+                                         log_joint_key, names)
     return state, prior_precision, scalars, factor
 
 
-FIT = compiling.jit(_fit, static_argnames=("target", "hessian", "curvature", "subset", "chunk_size"))
+FIT = compiling.jit(_fit, static_argnames=("log_joint_key", "hessian", "curvature", "subset", "chunk_size"))
 
 
 def fit_work(log_joint: LogJoint, params: Params, x_shape: tuple[int, ...], num_outputs: int, hessian: str,
              curvature: str, dim: int) -> float:
-    """Multiply-adds of a fit (for :func:`.compiling.Twins.pick`): M + 2 passes per example, plus ``V^T V`` (full)."""
-    columns = curv.num_factor_columns(log_joint.likelihood, num_outputs, curvature)
+    """Multiply-adds of a fit: M + 2 passes per example, plus ``V^T V`` (full).
+
+    For :meth:`bayesjax.compiling.Twins.pick`.
+    """
+    columns = num_factor_columns(log_joint.likelihood, num_outputs, curvature)
     per_example = compiling.forward_macs(params, x_shape) * (columns + 2)
     if hessian == "full":
         per_example += columns * dim**2
@@ -99,7 +102,7 @@ def laplace(
       chunk_size: examples per chunk.
 
     Returns:
-      A :class:`~bayesjax.inference.laplace.posterior.LaplacePosterior` with
+      A :class:`~bayesjax.inference.laplace.approximation.LaplacePosterior` with
       ``sample``, ``predictive_glm``, ``log_marginal_likelihood`` and
       ``optimize_prior_precision``.
 
@@ -116,11 +119,11 @@ def laplace(
     """
     if not isinstance(log_joint, LogJoint):
         raise TypeError(f"laplace needs a LogJoint from bj.log_joint, got {type(log_joint).__name__}")
-    algorithm._check_options(hessian, curvature)
+    check_options(hessian, curvature)
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    x, y = _check_data(data)
-    num_outputs = curv.num_outputs(log_joint.apply, params_map, x)
+    x, y = check_data(data)
+    num_outputs = jacobians.num_outputs(log_joint.apply, params_map, x)
     check_targets(log_joint.likelihood, y, num_outputs)
     subset = subset if isinstance(subset, str) else tuple(subset)
     names = subsets.resolve(subset, params_map)
@@ -138,14 +141,13 @@ def laplace(
     sub = subsets.select(params_map, names)
     if prior_precision is not None:
         prior_precision = normalize_prior_precision(prior_precision, sub, log_joint, hessian)
-    target = Target(log_joint)
+    log_joint_key = LogJointKey(log_joint)
     work = fit_work(log_joint, params_map, x.shape, num_outputs, hessian, curvature, dim)
     state, delta, scalars, factor = FIT.pick(work, params_map, prior_precision)(
-        params_map, (x, y), prior_precision, log_joint.temperature,
-        algorithm.prior_scale(log_joint), log_joint.num_data, target=target, hessian=hessian, curvature=curvature,
-        subset=subset, chunk_size=chunk_size,
+        params_map, (x, y), prior_precision, log_joint.likelihood_weight, log_joint.prior_weight, log_joint.num_data,
+        log_joint_key=log_joint_key, hessian=hessian, curvature=curvature, subset=subset, chunk_size=chunk_size,
     )
     if prior_precision is None:  # concrete: checked and reduced to a scalar per leaf on the host
         prior_precision = normalize_prior_precision(delta, sub, log_joint, hessian)
-    return algorithm.assemble(state, prior_precision, scalars, factor, target, hessian, curvature, names, chunk_size)
-
+    return algorithm.assemble(state, prior_precision, scalars, factor, log_joint_key, hessian, curvature, names,
+                              chunk_size)

@@ -42,31 +42,34 @@ import jax
 import jax.numpy as jnp
 
 from bayesjax import compiling
-from bayesjax.inference.laplace import curvature as curv
-from bayesjax.inference.laplace.posterior import LaplacePosterior, coefficients, kron_eigenvalues, kron_layers
+from bayesjax.inference.laplace import chunks, jacobians
+from bayesjax.inference.laplace.factorization import coefficients, kron_eigenvalues, kron_layers
+from bayesjax.inference.laplace.layers import get_path
+from bayesjax.inference.laplace.posterior import PosteriorData
 from bayesjax.likelihoods import CLASSIFICATION
-from bayesjax.predictive import ClassificationPredictive, RegressionPredictive, _entropy
+from bayesjax.predictive import ClassificationPredictive, RegressionPredictive, entropy
 from bayesjax.types import Array, PRNGKey
 
 LINKS = ("probit", "bridge", "mc")
 
 
-def _chunk_size(post: LaplacePosterior, layers, x: Array, num_outputs: int) -> int:
+def _chunk_size(post: PosteriorData, layers, x: Array, num_outputs: int) -> int:
     if post.chunk_size is not None:
         return post.chunk_size
-    per_example = curv.bytes_per_example(layers, post.subset_mean, num_outputs, x)
+    per_example = jacobians.bytes_per_example(layers, post.subset_mean, num_outputs, x)
     if post.hessian == "full":
         per_example += 2 * num_outputs * post.num_params * 4
-    return curv.auto_chunk_size(x.shape[0], per_example)
+    return chunks.auto_chunk_size(x.shape[0], per_example)
 
 
-def _chunk_covariance(post: LaplacePosterior, layers, x: Array) -> tuple[Array, Array]:
+def _chunk_covariance(post: PosteriorData, layers, x: Array) -> tuple[Array, Array]:
     apply, params = post.log_joint.apply, post.mean
-    num_outputs = curv.num_outputs(apply, params, x)
+    num_outputs = jacobians.num_outputs(apply, params, x)
     batch = x.shape[0]
     identity = jnp.broadcast_to(jnp.eye(num_outputs), (batch, num_outputs, num_outputs))
     if layers is not None:
-        outputs, inputs, grads = curv.tapped_gradients(apply, params, x, layers, lambda f: identity.astype(f.dtype))
+        outputs, inputs, grads = jacobians.tapped_gradients(apply, params, x, layers,
+                                                            lambda f: identity.astype(f.dtype))
         cov = jnp.zeros((batch, num_outputs, num_outputs), outputs.dtype)
         for layer, a, g, var_kernel, var_bias in _layer_variances(post, layers, inputs, grads):
             if layer.num_locations == 1:
@@ -75,14 +78,14 @@ def _chunk_covariance(post: LaplacePosterior, layers, x: Array) -> tuple[Array, 
                     weight = weight + var_bias
                 cov = cov + jnp.einsum("kbj,lbj,bj->bkl", g[:, :, 0], g[:, :, 0], weight)
                 continue
-            jac = curv.kernel_jacobians(a, g)  # [K, B, in, out]
+            jac = jacobians.kernel_jacobians(a, g)  # [K, B, in, out]
             cov = cov + jnp.einsum("kbij,lbij,ij->bkl", jac, jac, var_kernel)
             if layer.has_bias:
                 g_sum = jnp.sum(g, axis=2)
                 cov = cov + jnp.einsum("kbj,lbj,j->bkl", g_sum, g_sum, var_bias)
         return outputs, cov
     outputs = apply(params, x)
-    jac = curv.per_example_vjp(apply, params, post.subset, x, identity.astype(outputs.dtype))
+    jac = jacobians.per_example_vjp(apply, params, post.subset, x, identity.astype(outputs.dtype))
     rows = jnp.concatenate([j.reshape(batch, num_outputs, -1) for j in jax.tree.leaves(jac)], axis=2)
     if post.hessian == "diag":
         a, b = coefficients(post)
@@ -95,7 +98,7 @@ def _chunk_covariance(post: LaplacePosterior, layers, x: Array) -> tuple[Array, 
     return outputs, jnp.einsum("dbk,dbl->bkl", whitened, whitened)
 
 
-def _layer_variances(post: LaplacePosterior, layers, inputs, grads):
+def _layer_variances(post: PosteriorData, layers, inputs, grads):
     """Per tapped layer ``(layer, a, g, var_kernel [in, out], var_bias [out] | None)``.
 
     Diag: the posterior variances in the standard basis. KFAC: ``a`` and ``g``
@@ -108,7 +111,7 @@ def _layer_variances(post: LaplacePosterior, layers, inputs, grads):
         variance = jax.tree.map(lambda k, d: 1.0 / (a_coef * k + b_coef * d), post.curvature.diag,
                                 post.prior_precision)
         for layer in layers:
-            var = curv.get_path(variance, layer.path)
+            var = get_path(variance, layer.path)
             var_bias = var["bias"] if layer.has_bias else None
             out.append((layer, inputs[layer.key], grads[layer.key], var["kernel"].reshape(layer.fan_in, layer.fan_out),
                         var_bias))
@@ -121,11 +124,11 @@ def _layer_variances(post: LaplacePosterior, layers, inputs, grads):
     return out
 
 
-def functional_covariance(post: LaplacePosterior, x: Array) -> tuple[Array, Array]:
+def functional_covariance(post: PosteriorData, x: Array) -> tuple[Array, Array]:
     """``(f(x; mean) [N, K], J P^{-1} J^T [N, K, K])``, chunked over ``x``."""
-    layers = curv.tap_layers(post.hessian, post.log_joint.apply, post.mean, post.subset, x)
-    chunk = _chunk_size(post, layers, x, curv.num_outputs(post.log_joint.apply, post.mean, x))
-    return curv.map_chunks(lambda xc: _chunk_covariance(post, layers, xc), x, chunk)
+    layers = jacobians.tap_layers(post.hessian, post.log_joint.apply, post.mean, post.subset, x)
+    chunk = _chunk_size(post, layers, x, jacobians.num_outputs(post.log_joint.apply, post.mean, x))
+    return chunks.map_chunks(lambda xc: _chunk_covariance(post, layers, xc), x, chunk)
 
 
 def _sqrt_psd(cov: Array) -> Array:
@@ -151,7 +154,7 @@ def classify(f_mean: Array, f_cov: Array, noise: Array) -> tuple[dict[str, Array
     """
     samples = f_mean[:, None, :] + jnp.einsum("bkl,sl->bsk", _sqrt_psd(f_cov), noise)  # [B, S, K]
     sample_log_probs = jax.nn.log_softmax(samples, axis=-1)
-    expected_entropy = jnp.mean(_entropy(sample_log_probs), axis=1)
+    expected_entropy = jnp.mean(entropy(sample_log_probs), axis=1)
     variances = jnp.diagonal(f_cov, axis1=-2, axis2=-1)
     num_classes = f_mean.shape[-1]
     alpha = (1.0 - 2.0 / num_classes + jnp.exp(f_mean) / num_classes**2
@@ -164,27 +167,27 @@ def classify(f_mean: Array, f_cov: Array, noise: Array) -> tuple[dict[str, Array
     return log_probs, expected_entropy
 
 
-def function_noise(post: LaplacePosterior, x: Array, key: PRNGKey | None, num_samples: int) -> Array:
+def function_noise(post: PosteriorData, x: Array, key: PRNGKey | None, num_samples: int) -> Array:
     """The ``[S, K]`` standard normals of the Monte Carlo parts, shared by all inputs.
 
     ``key=None`` means ``jax.random.key(0)``. Called eagerly, the draw is its
-    own small program (:func:`.compiling.normal`), shared by every posterior
+    own small program (:func:`bayesjax.compiling.normal`), shared by every posterior
     with the same K; traced, it joins the caller's.
     """
     dtype = jnp.result_type(*jax.tree.leaves(post.subset_mean))
-    shape = (num_samples, curv.num_outputs(post.log_joint.apply, post.mean, x))
+    shape = (num_samples, jacobians.num_outputs(post.log_joint.apply, post.mean, x))
     return compiling.normal(key, shape, dtype, post, x)
 
 
-def _glm_moments(post: LaplacePosterior, x: Array, noise: Array):
+def _glm_moments(post: PosteriorData, x: Array, noise: Array):
     """Classification: ``({link: log_probs}, expected_entropy)``; regression: ``(mean, noise variance, Sigma_f)``.
 
     Args:
       noise: :func:`function_noise` (unused for regression).
     """
-    layers = curv.tap_layers(post.hessian, post.log_joint.apply, post.mean, post.subset, x)
+    layers = jacobians.tap_layers(post.hessian, post.log_joint.apply, post.mean, post.subset, x)
     likelihood = post.log_joint.likelihood
-    chunk = _chunk_size(post, layers, x, curv.num_outputs(post.log_joint.apply, post.mean, x))
+    chunk = _chunk_size(post, layers, x, jacobians.num_outputs(post.log_joint.apply, post.mean, x))
 
     def per_chunk(xc):
         f_mean, f_cov = _chunk_covariance(post, layers, xc)
@@ -193,22 +196,25 @@ def _glm_moments(post: LaplacePosterior, x: Array, noise: Array):
             return mean, noise_variance, f_cov[:, 0, 0]
         return classify(f_mean, f_cov, noise)
 
-    return curv.map_chunks(per_chunk, x, chunk)
+    return chunks.map_chunks(per_chunk, x, chunk)
 
 
 GLM_MOMENTS = compiling.jit(_glm_moments)
 glm_moments = GLM_MOMENTS.optimized
 
 
-def glm_work(post: LaplacePosterior, x_shape: tuple[int, ...], num_outputs: int) -> float:
-    """Multiply-adds of :func:`glm_moments` (for :func:`.compiling.Twins.pick`): K + 1 passes (+ ``J P^-1``, full)."""
+def glm_work(post: PosteriorData, x_shape: tuple[int, ...], num_outputs: int) -> float:
+    """Multiply-adds of :func:`glm_moments`: K + 1 passes (+ ``J P^-1``, full).
+
+    For :meth:`bayesjax.compiling.Twins.pick`.
+    """
     per_example = compiling.forward_macs(post.mean, x_shape) * (num_outputs + 1)
     if post.hessian == "full":
         per_example += num_outputs * post.num_params**2
     return x_shape[0] * per_example
 
 
-def to_predictive(post: LaplacePosterior, moments, link: str):
+def to_predictive(post: PosteriorData, moments, link: str):
     """The :mod:`bayesjax.predictive` type for one link from :func:`glm_moments`."""
     if post.log_joint.likelihood.task == CLASSIFICATION:
         log_probs, expected_entropy = moments
@@ -218,7 +224,7 @@ def to_predictive(post: LaplacePosterior, moments, link: str):
 
 
 def predictive_glm(
-    post: LaplacePosterior,
+    post: PosteriorData,
     x: Array,
     link: str = "probit",
     *,
@@ -248,7 +254,8 @@ def predictive_glm(
     Example:
       >>> post = bj.laplace(lj, params_map, (x, y), hessian="kfac")
       >>> pred = post.predictive_glm(x_test, link="probit")
-      >>> bj.metrics.evaluate(pred, y_test)
+      >>> sorted(bj.metrics.evaluate(pred, y_test))
+      ['accuracy', 'brier', 'ece', 'nll']
     """
     if link not in LINKS:
         raise ValueError(f"link must be one of {LINKS}, got {link!r}")

@@ -119,6 +119,20 @@ def find_layers(params: Params) -> tuple[tuple[Layer, ...], bool]:
     return tuple(layers), covered
 
 
+def get_path(tree, path: tuple[str, ...]):
+    """The node of nested dicts ``tree`` at the key sequence ``path`` (a layer's path in flax params)."""
+    for name in path:
+        tree = tree[name]
+    return tree
+
+
+def set_path(tree: dict, path: tuple[str, ...], value) -> None:
+    """Puts ``value`` at ``path`` in nested dicts ``tree``, creating the dicts on the way (in place)."""
+    for name in path[:-1]:
+        tree = tree.setdefault(name, {})
+    tree[path[-1]] = value
+
+
 def _tapped_kind(context) -> str | None:
     """``"dense"`` or ``"conv"`` for a call that may be tapped, else ``None``."""
     if context.method_name != "__call__" or context.module.is_initializing():

@@ -2,13 +2,15 @@
 
 With ``l(theta)`` the tempered log-joint (``bj.log_joint``: untempered
 log-likelihood ``LL`` and a Gaussian log-prior of precision ``Delta`` on the D
-Bayesian weights, combined per the tempering) and ``P`` the Laplace
-precision, the Laplace approximation of ``log int exp(l(theta)) dtheta`` is
-(MacKay 1992; Immer et al. 2021, "Scalable marginal likelihood estimation for
-model selection in deep learning"):
+Bayesian weights, weighted by the factors ``c_lik`` and ``c_prior`` of its
+tempering rule, ``LogJoint.likelihood_weight`` and ``LogJoint.prior_weight``,
+carried by the posterior as data) and ``P`` the Laplace precision, the
+Laplace approximation of ``log int exp(l(theta)) dtheta`` is (MacKay 1992;
+Immer et al. 2021, "Scalable marginal likelihood estimation for model
+selection in deep learning"):
 
     log Z ~= l(m) + D/2 log(2 pi) - 1/2 log |P|,
-    l(m)   = combine(LL(m), log N(m_sub; 0, Delta^{-1})),
+    l(m)   = c_lik LL(m) + c_prior log N(m_sub; 0, Delta^{-1}),
 
 the log evidence ``log p(D)`` at T = 1; on Bayesian linear regression it is
 exact. Only the Bayesian subset's prior enters (the fixed weights contribute a
@@ -24,21 +26,22 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from bayesjax._checks import check_int, check_positive
-from bayesjax.inference.laplace import posterior as posteriors
-from bayesjax.inference.laplace.posterior import LaplacePosterior
+from bayesjax.checks import check_int, check_positive
+from bayesjax.inference.laplace import factorization, glm
+from bayesjax.inference.laplace.posterior import LogJointKey, PosteriorData, normalize_prior_precision
 from bayesjax.likelihoods import gaussian
 
 METHODS = ("marglik", "gridsearch")
 
 
-def _noise_variance(post: LaplacePosterior) -> jax.Array:
+def _noise_variance(post: PosteriorData) -> jax.Array:
     likelihood = post.log_joint.likelihood
     if likelihood.name != "gaussian":
         raise ValueError(f"noise tuning needs the homoscedastic gaussian likelihood, got {likelihood.name!r}")
@@ -46,7 +49,7 @@ def _noise_variance(post: LaplacePosterior) -> jax.Array:
     return likelihood.predict(jnp.zeros((1, 1), dtype))[1][0]
 
 
-def _log_likelihood_sum(post: LaplacePosterior, noise_std):
+def _log_likelihood_sum(post: PosteriorData, noise_std):
     """Seen-data log-likelihood sum and curvature factor at noise ``noise_std`` (or as fitted)."""
     if noise_std is None:
         return post.log_likelihood_sum, post.noise_scale
@@ -58,7 +61,7 @@ def _log_likelihood_sum(post: LaplacePosterior, noise_std):
     return log_likelihood, post.noise_scale * variance / new_variance
 
 
-def log_marginal_likelihood(post: LaplacePosterior, prior_precision=None, noise_std=None) -> jax.Array:
+def log_marginal_likelihood(post: PosteriorData, prior_precision=None, noise_std=None) -> jax.Array:
     """Laplace approximation of the (tempered) log evidence.
 
     Args:
@@ -71,29 +74,30 @@ def log_marginal_likelihood(post: LaplacePosterior, prior_precision=None, noise_
       The scalar ``log Z``.
 
     Example:
-      >>> post.log_marginal_likelihood(prior_precision=10.0)
+      >>> post = bj.laplace(lj, params_map, (x, y), hessian="diag")
+      >>> log_z = post.log_marginal_likelihood(prior_precision=10.0)
     """
     sub = post.subset_mean
     if prior_precision is None:
         delta = post.prior_precision
     else:
-        delta = posteriors.normalize_prior_precision(prior_precision, sub, post.log_joint, post.hessian)
+        delta = normalize_prior_precision(prior_precision, sub, post.log_joint, post.hessian)
     log_likelihood_sum, noise_scale = _log_likelihood_sum(post, noise_std)
     log_likelihood = post.num_data / post.num_seen * log_likelihood_sum
     dtype = log_likelihood.dtype
-    log_2pi = posteriors.log_2pi(dtype)
+    log_2pi = jnp.asarray(math.log(2 * math.pi), dtype)
 
     def leaf_log_prior(d, theta):
         d = jnp.broadcast_to(d, theta.shape)
         return jnp.sum(0.5 * (jnp.log(d) - log_2pi) - 0.5 * d * jnp.square(theta))
 
     log_prior = sum(jax.tree.leaves(jax.tree.map(leaf_log_prior, delta, sub)))
-    log_joint = log_likelihood / post.temperature + post.prior_scale * log_prior  # LogJoint.combine, as data
-    log_det = posteriors.log_det_precision(post, delta, noise_scale)
+    log_joint = post.likelihood_weight * log_likelihood + post.prior_weight * log_prior
+    log_det = factorization.log_det_precision(post, delta, noise_scale)
     return log_joint + 0.5 * post.num_params * log_2pi - 0.5 * log_det
 
 
-def _groups(post: LaplacePosterior, per_layer: bool):
+def _groups(post: PosteriorData, per_layer: bool):
     """Static group index per Bayesian leaf (its top-level module when ``per_layer``)."""
     paths = [p for p, _ in jax.tree_util.tree_flatten_with_path(post.subset_mean)[0]]
     if not per_layer:
@@ -103,14 +107,14 @@ def _groups(post: LaplacePosterior, per_layer: bool):
     return [order.index(n) for n in names], len(order)
 
 
-def _precision_tree(post: LaplacePosterior, log_precisions, groups):
+def _precision_tree(post: PosteriorData, log_precisions, groups):
     treedef = jax.tree.structure(post.subset_mean)
     leaves = jax.tree.leaves(post.subset_mean)
     return jax.tree.unflatten(treedef, [jnp.exp(log_precisions[g]).astype(leaf.dtype)
                                         for g, leaf in zip(groups, leaves)])
 
 
-def group_names(post: LaplacePosterior, per_layer: bool = True) -> list[str]:
+def group_names(post: PosteriorData, per_layer: bool = True) -> list[str]:
     """Names of the groups :func:`optimize_prior_precision` tunes (top-level modules when per layer)."""
     paths = [p for p, _ in jax.tree_util.tree_flatten_with_path(post.subset_mean)[0]]
     if not per_layer:
@@ -119,7 +123,7 @@ def group_names(post: LaplacePosterior, per_layer: bool = True) -> list[str]:
 
 
 def optimize_prior_precision(
-    post: LaplacePosterior,
+    post: PosteriorData,
     method: str = "marglik",
     *,
     per_layer: bool = False,
@@ -131,7 +135,7 @@ def optimize_prior_precision(
     grid=None,
     link: str = "probit",
     num_samples: int = 100,
-) -> LaplacePosterior:
+) -> PosteriorData:
     """Tunes the prior precision (and the Gaussian noise) of a Laplace posterior.
 
     ``"marglik"`` maximizes :func:`log_marginal_likelihood` over log
@@ -158,7 +162,7 @@ def optimize_prior_precision(
 
     Example:
       >>> post = bj.laplace(lj, params_map, (x, y)).optimize_prior_precision(per_layer=True)
-      >>> post = post.optimize_prior_precision("gridsearch", x_val=x_val, y_val=y_val)
+      >>> post = post.optimize_prior_precision("gridsearch", x_val=x_test, y_val=y_test)
     """
     if method == "gridsearch":
         return _grid_search(post, x_val, y_val, grid, link, num_samples)
@@ -169,7 +173,7 @@ def optimize_prior_precision(
     groups, num_groups = _groups(post, per_layer)
     noise0 = jnp.sqrt(_noise_variance(post)) if tune_noise else None
     log_precisions, log_noise = _optimize(post, tuple(groups), num_groups, noise0, num_steps, float(learning_rate))
-    tuned = posteriors.with_prior_precision(post, _precision_tree(post, log_precisions, groups))
+    tuned = factorization.with_prior_precision(post, _precision_tree(post, log_precisions, groups))
     if tune_noise:
         tuned = with_noise_std(tuned, jnp.exp(log_noise))
     return tuned
@@ -201,22 +205,20 @@ def _optimize(post, groups, num_groups, noise0, num_steps, learning_rate):
     return params
 
 
-def with_noise_std(post: LaplacePosterior, noise_std) -> LaplacePosterior:
+def with_noise_std(post: PosteriorData, noise_std) -> PosteriorData:
     """``post`` under a Gaussian likelihood of another noise (curvature and log-likelihood rescaled)."""
     log_likelihood_sum, noise_scale = _log_likelihood_sum(post, noise_std)
     log_joint = dataclasses.replace(post.log_joint, likelihood=gaussian(noise_std))
     tuned = dataclasses.replace(post, log_likelihood_sum=log_likelihood_sum, noise_scale=noise_scale,
-                                target=posteriors.Target(log_joint))
-    return dataclasses.replace(tuned, factor=posteriors.factorize_jit(tuned)) if post.hessian == "full" else tuned
+                                log_joint_key=LogJointKey(log_joint))
+    return dataclasses.replace(tuned, factor=factorization.factorize_jit(tuned)) if post.hessian == "full" else tuned
 
 
 def _grid_search(post, x_val, y_val, grid, link, num_samples):
-    from bayesjax.inference.laplace.glm import LINKS, function_noise, glm_moments, to_predictive
-
     if x_val is None or y_val is None:
         raise ValueError("method='gridsearch' needs validation data x_val= and y_val=")
-    if link not in LINKS:
-        raise ValueError(f"link must be one of {LINKS}, got {link!r}")
+    if link not in glm.LINKS:
+        raise ValueError(f"link must be one of {glm.LINKS}, got {link!r}")
     grid = np.logspace(-4, 4, 33) if grid is None else np.asarray(grid, float)
     if grid.ndim != 1 or grid.size == 0 or np.any(grid <= 0) or not np.all(np.isfinite(grid)):
         raise ValueError(f"grid must be a non-empty 1-D array of positive precisions, got {grid}")
@@ -224,16 +226,16 @@ def _grid_search(post, x_val, y_val, grid, link, num_samples):
 
     @jax.jit
     def nll(p, delta):
-        tuned = posteriors.with_prior_precision(p, delta)
-        noise = function_noise(tuned, x_val, None, int(num_samples))
-        pred = to_predictive(tuned, glm_moments(tuned, x_val, noise), link)
+        tuned = factorization.with_prior_precision(p, delta)
+        noise = glm.function_noise(tuned, x_val, None, int(num_samples))
+        pred = glm.to_predictive(tuned, glm.glm_moments(tuned, x_val, noise), link)
         return -jnp.mean(pred.log_prob(y_val))
 
     dtype = post.log_likelihood_sum.dtype
     values = np.array([float(nll(post, jnp.asarray(delta, dtype))) for delta in grid])
     values = np.where(np.isfinite(values), values, np.inf)
     best = float(grid[int(np.argmin(values))])
-    tuned = posteriors.with_prior_precision(post, jnp.asarray(best, dtype))
+    tuned = factorization.with_prior_precision(post, jnp.asarray(best, dtype))
     return tuned
 
 

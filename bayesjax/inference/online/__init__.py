@@ -10,9 +10,9 @@ in non-stationary environments"). One concept per file:
 
 * :mod:`.belief`: the belief ``P = c_prior Delta + K`` in the Laplace
   package's curvature structures, temperature and likelihood weight.
-* :mod:`.forgetting`: exponential forgetting (``gamma``) and random-walk
-  process noise (``q``).
-* :mod:`.predictive`: the one-step-ahead (prequential) log predictive.
+* :mod:`.dynamics`: the dynamics step, exponential forgetting (``gamma``)
+  and random-walk process noise (``q``).
+* :mod:`.prequential`: the one-step-ahead (prequential) log predictive.
 * :mod:`.ekf`: the extended Kalman filter, diagonal or full (Kalman 1960;
   Ollivier 2018).
 * :mod:`.laplace`: sequential Laplace, diag / KFAC / full (Ritter et al. 2018).
@@ -29,8 +29,8 @@ import inspect
 
 from bayesjax.base import Algorithm
 from bayesjax.inference.online import ekf, laplace, vi
+from bayesjax.inference.online.dynamics import Forgetting
 from bayesjax.inference.online.ekf import EKFInfo, EKFState
-from bayesjax.inference.online.forgetting import Forgetting
 from bayesjax.inference.online.laplace import OnlineLaplaceInfo, OnlineLaplaceState
 from bayesjax.inference.online.vi import OnlineVIInfo, OnlineVIState
 from bayesjax.logjoint import LogJoint

@@ -6,11 +6,13 @@ Every online method carries a Gaussian belief over the weights,
 
 where ``Delta`` is the precision of the log-joint's Gaussian prior,
 ``c_prior`` the factor on the log-prior in the tempered target
-(``1 / T`` for ``tempering="posterior"``, 1 for ``"likelihood"``) and ``K_t``
-the information the data have added, in one of the Laplace package's
-curvature structures (:class:`~bayesjax.inference.laplace.DiagCurvature`,
+(:attr:`~bayesjax.logjoint.LogJoint.prior_weight`: ``1 / T`` for
+``tempering="posterior"``, 1 for ``"likelihood"``) and ``K_t`` the
+information the data have added, in one of the Laplace package's curvature
+structures (:class:`~bayesjax.inference.laplace.DiagCurvature`,
 ``FullCurvature``, ``KronCurvature``). Each batch's log-likelihood enters with
-the factor ``c_lik = w_t / T`` (``w_t`` the per-step likelihood weight), so
+the factor ``c_lik = w_t / T`` (``w_t`` the per-step likelihood weight times
+:attr:`~bayesjax.logjoint.LogJoint.likelihood_weight`), so
 with ``w_t = 1`` and no forgetting the belief after the last batch targets the
 same tempered posterior as every other method in the package:
 
@@ -35,12 +37,21 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from bayesjax._checks import check_positive
-from bayesjax.inference.laplace import curvature as curv
-from bayesjax.inference.laplace import posterior as posteriors
-from bayesjax.inference.laplace.posterior import LaplacePosterior, Target
-from bayesjax.inference.online import forgetting as forgetting_
-from bayesjax.inference.online import predictive as predictive_
+from bayesjax.checks import check_positive
+from bayesjax.inference.laplace.approximation import LaplacePosterior
+from bayesjax.inference.laplace.curvature import (
+    Curvature,
+    DiagCurvature,
+    FullCurvature,
+    KronCurvature,
+    KronFactor,
+    accumulate,
+    zeros,
+)
+from bayesjax.inference.laplace.factorization import coefficients, factorize, kron_eigenvalues, kron_layers
+from bayesjax.inference.laplace.layers import get_path, set_path
+from bayesjax.inference.laplace.posterior import LogJointKey, normalize_prior_precision
+from bayesjax.inference.online import dynamics, prequential
 from bayesjax.inference.vi.meanfield import float_dtype
 from bayesjax.logjoint import LogJoint
 from bayesjax.types import Array, Batch, Params
@@ -48,7 +59,7 @@ from bayesjax.types import Array, Batch, Params
 LikelihoodWeight = float | Array | Callable[[Array], Array]
 """A constant likelihood weight ``w`` or a schedule ``step count -> w``."""
 
-HESSIAN_OF = {curv.DiagCurvature: "diag", curv.FullCurvature: "full", curv.KronCurvature: "kfac"}
+HESSIAN_OF = {DiagCurvature: "diag", FullCurvature: "full", KronCurvature: "kfac"}
 
 
 def check_log_joint(log_joint: LogJoint) -> None:
@@ -69,28 +80,27 @@ def checked_options(log_joint: LogJoint, forgetting, process_noise, likelihood_w
     Raises:
       TypeError / ValueError: not a LogJoint with a Gaussian prior, a constant
         ``likelihood_weight`` that is not finite and > 0, bad forgetting
-        (:func:`.forgetting.check`) or predictive (:func:`.predictive.check`).
+        (:func:`.dynamics.check`) or predictive (:func:`.prequential.check`).
     """
     check_log_joint(log_joint)
     if not callable(likelihood_weight):
         check_positive("likelihood_weight", likelihood_weight)
     return dict(
-        forgetting=forgetting_.check(forgetting, process_noise, inflatable=inflatable),
+        forgetting=dynamics.check(forgetting, process_noise, inflatable=inflatable),
         likelihood_weight=likelihood_weight,
         predictive=predictive,
-        num_predictive_samples=predictive_.check(predictive, num_predictive_samples),
+        num_predictive_samples=prequential.check(predictive, num_predictive_samples),
     )
 
 
 def likelihood_coefficient(log_joint: LogJoint, likelihood_weight: LikelihoodWeight, count: Array) -> Array:
-    """``c_lik = w_t / T``, the factor on batch t's log-likelihood (``count`` = t - 1 batches seen)."""
+    """``c_lik = w_t / T``, the factor on batch t's log-likelihood (``count`` = t - 1 batches seen).
+
+    The step's weight ``w_t`` times the log-joint's
+    :attr:`~bayesjax.logjoint.LogJoint.likelihood_weight` ``1 / T``.
+    """
     weight = likelihood_weight(count) if callable(likelihood_weight) else likelihood_weight
-    return weight * log_joint.combine(1.0, 0.0)
-
-
-def prior_coefficient(log_joint: LogJoint) -> Array:
-    """``c_prior``, the factor on the log-prior: ``1 / T`` (posterior tempering) or 1 (likelihood tempering)."""
-    return log_joint.combine(0.0, 1.0)
+    return weight * log_joint.likelihood_weight
 
 
 def batch_log_likelihood(log_joint: LogJoint, params: Params, batch: Batch) -> Array:
@@ -101,15 +111,15 @@ def batch_log_likelihood(log_joint: LogJoint, params: Params, batch: Batch) -> A
 
 def prior_precision(log_joint: LogJoint, params: Params, hessian: str) -> Params:
     """``Delta``, the Gaussian prior's per-leaf precision (a scalar per leaf for KFAC)."""
-    return posteriors.normalize_prior_precision(None, params, log_joint, hessian)
+    return normalize_prior_precision(None, params, log_joint, hessian)
 
 
-def initial_curvature(hessian: str, params: Params) -> curv.Curvature:
+def initial_curvature(hessian: str, params: Params) -> Curvature:
     """``K_0 = 0``: the belief before any data is the (tempered) prior."""
-    return curv.zeros(hessian, params)
+    return zeros(hessian, params)
 
 
-def laplace_view(log_joint: LogJoint, mean: Params, curvature: curv.Curvature, num_seen: Array,
+def laplace_view(log_joint: LogJoint, mean: Params, curvature: Curvature, num_seen: Array,
                  c_prior: Array) -> LaplacePosterior:
     """The belief ``N(mean, (K + c_prior Delta)^{-1})`` as a factorized :class:`LaplacePosterior`.
 
@@ -126,16 +136,16 @@ def laplace_view(log_joint: LogJoint, mean: Params, curvature: curv.Curvature, n
     one = jnp.ones((), dtype)
     post = LaplacePosterior(
         mean, curvature, prior_precision(log_joint, mean, hessian), one, jnp.asarray(c_prior, dtype), count,
-        count, jnp.zeros((), dtype), one, factor=None, target=Target(log_joint), hessian=hessian,
+        count, jnp.zeros((), dtype), one, factor=None, log_joint_key=LogJointKey(log_joint), hessian=hessian,
         curvature_type="ggn", subset=None,
     )
-    return dataclasses.replace(post, factor=posteriors.factorize(post))
+    return dataclasses.replace(post, factor=factorize(post))
 
 
 def apply_precision(post: LaplacePosterior, tree: Params, power: int) -> Params:
     """``P v`` (``power=1``) or ``P^{-1} v`` (``power=-1``) for the belief's structured precision ``P``."""
     if post.hessian == "diag":
-        a, b = posteriors.coefficients(post)
+        a, b = coefficients(post)
         return jax.tree.map(lambda v, k, d: v * (a * k + b * d) ** power, tree, post.curvature.diag,
                             post.prior_precision)
     flat, unravel = ravel_pytree(tree)
@@ -145,33 +155,33 @@ def apply_precision(post: LaplacePosterior, tree: Params, power: int) -> Params:
             return unravel(chol @ (chol.T @ flat))
         return unravel(jax.scipy.linalg.cho_solve((chol, True), flat))
     result: dict = {}
-    for layer, factor, eigen, delta_kernel, delta_bias in posteriors.kron_layers(post):
-        eig_kernel, eig_bias = posteriors.kron_eigenvalues(post, factor, eigen, delta_kernel, delta_bias)
-        node = curv.get_path(tree, layer.path)
+    for layer, factor, eigen, delta_kernel, delta_bias in kron_layers(post):
+        eig_kernel, eig_bias = kron_eigenvalues(post, factor, eigen, delta_kernel, delta_bias)
+        node = get_path(tree, layer.path)
         rotated = eigen.eigvecs_a.T @ node["kernel"] @ eigen.eigvecs_g
-        curv.set_path(result, layer.path + ("kernel",),
+        set_path(result, layer.path + ("kernel",),
                       eigen.eigvecs_a @ (rotated * eig_kernel**power) @ eigen.eigvecs_g.T)
         if layer.has_bias:
-            curv.set_path(result, layer.path + ("bias",),
+            set_path(result, layer.path + ("bias",),
                           eigen.eigvecs_g @ ((eigen.eigvecs_g.T @ node["bias"]) * eig_bias**power))
     return result
 
 
-def add_curvature(curvature: curv.Curvature, num_seen: Array, new: curv.Curvature, c_lik: Array,
-                  batch_size: int) -> tuple[curv.Curvature, Array]:
+def add_curvature(curvature: Curvature, num_seen: Array, new: Curvature, c_lik: Array,
+                  batch_size: int) -> tuple[Curvature, Array]:
     """``K + c_lik K_new`` (KFAC: ``A + A_new``, ``G + c_lik G_new``) and ``m + |B|``."""
-    if isinstance(new, curv.KronCurvature):
-        factors = {key: curv.KronFactor(f.A + new.factors[key].A, f.G + c_lik * new.factors[key].G)
+    if isinstance(new, KronCurvature):
+        factors = {key: KronFactor(f.A + new.factors[key].A, f.G + c_lik * new.factors[key].G)
                    for key, f in curvature.factors.items()}
-        return curv.KronCurvature(factors), num_seen + batch_size
+        return KronCurvature(factors), num_seen + batch_size
     return jax.tree.map(lambda k, n: k + c_lik * n, curvature, new), num_seen + batch_size
 
 
-def batch_curvature(log_joint: LogJoint, hessian: str, params: Params, batch: Batch) -> tuple[curv.Curvature, Array]:
+def batch_curvature(log_joint: LogJoint, hessian: str, params: Params, batch: Batch) -> tuple[Curvature, Array]:
     """The GGN of the batch's summed log-likelihood at ``params`` (Laplace package), and that sum."""
     x, y = batch
-    total, log_likelihood, _ = curv.accumulate(
-        curv.zeros(hessian, params), hessian, "ggn", log_joint.apply, log_joint.likelihood, params, None,
+    total, log_likelihood, _ = accumulate(
+        zeros(hessian, params), hessian, "ggn", log_joint.apply, log_joint.likelihood, params, None,
         jnp.asarray(x), jnp.asarray(y), x.shape[0],
     )
     return total, log_likelihood

@@ -36,7 +36,7 @@ Structures:
   linear model whose per-batch design has orthogonal columns).
 
 The one-step-ahead log predictive of each batch is recorded before its update
-(:mod:`.predictive`), after the dynamics step (:mod:`.forgetting`).
+(:mod:`.prequential`), after the dynamics step (:mod:`.dynamics`).
 
 References: R. E. Kalman (1960), "A new approach to linear filtering and
 prediction problems"; Y. Ollivier (2018), "Online natural gradient as a Kalman
@@ -53,15 +53,14 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from bayesjax.base import Algorithm, bind_log_joint, num_params
-from bayesjax.inference.laplace import curvature as curv
-from bayesjax.inference.laplace import posterior as posteriors
+from bayesjax.base import Algorithm, cached_builder, targeting
+from bayesjax.inference.laplace import factorization, jacobians, sampling
+from bayesjax.inference.laplace.curvature import DiagCurvature, FullCurvature, output_factors
 from bayesjax.inference.laplace.fit import MAX_FULL_PARAMS
-from bayesjax.inference.online import belief
-from bayesjax.inference.online import forgetting as forgetting_
-from bayesjax.inference.online import predictive as predictive_
+from bayesjax.inference.online import belief, dynamics, prequential
 from bayesjax.inference.vi.meanfield import float_dtype
 from bayesjax.logjoint import LogJoint
+from bayesjax.trees import num_params
 from bayesjax.types import Array, Batch, Params, PRNGKey
 
 STRUCTURES = ("diag", "full")
@@ -78,7 +77,7 @@ class EKFState(NamedTuple):
     """
 
     mean: Params
-    curvature: curv.DiagCurvature | curv.FullCurvature
+    curvature: DiagCurvature | FullCurvature
     count: Array
 
 
@@ -105,10 +104,10 @@ def _diag_update(log_joint: LogJoint, mean: Params, variance: Params, gradient: 
     """The covariance-form update with ``Sigma = diag(variance)``: ``(mu_t, v_t)`` (module docstring)."""
     x, y = batch
     outputs = log_joint.apply(mean, x)
-    factors = curv.output_factors(log_joint.likelihood, outputs, y, "ggn")  # [B, K, M]
+    factors = output_factors(log_joint.likelihood, outputs, y, "ggn")  # [B, K, M]
     rows = jax.tree.map(
         lambda h: jnp.sqrt(c_lik) * h.reshape(h.shape[0] * h.shape[1], -1),
-        curv.per_example_vjp(log_joint.apply, mean, None, x, jnp.swapaxes(factors, 1, 2)),
+        jacobians.per_example_vjp(log_joint.apply, mean, None, x, jnp.swapaxes(factors, 1, 2)),
     )  # H, leaf by leaf: [B M, leaf size]
     flat = lambda tree: jax.tree.map(jnp.ravel, tree)  # noqa: E731
     v, u = flat(variance), flat(jax.tree.map(lambda s, g: s * c_lik * g, variance, gradient))
@@ -137,40 +136,40 @@ def step(
     *,
     log_joint: LogJoint,
     structure: str = "diag",
-    forgetting: forgetting_.Forgetting = forgetting_.Forgetting(),
+    forgetting: dynamics.Forgetting = dynamics.Forgetting(),
     likelihood_weight: belief.LikelihoodWeight = 1.0,
     predictive: str = "glm",
     num_predictive_samples: int = 16,
 ) -> tuple[EKFState, EKFInfo]:
     """Predict (forgetting), score the batch (one-step-ahead), then the EKF update (module docstring)."""
     c_lik = belief.likelihood_coefficient(log_joint, likelihood_weight, state.count)
-    c_prior = belief.prior_coefficient(log_joint)
+    c_prior = log_joint.prior_weight
     prior = belief.tempered_prior(log_joint, state.mean, c_prior)
-    curvature, _ = forgetting_.forget(state.curvature, jnp.zeros(()), prior, forgetting)
+    curvature, _ = dynamics.forget(state.curvature, jnp.zeros(()), prior, forgetting)
     predicted = belief.laplace_view(log_joint, state.mean, curvature, jnp.ones(()), c_prior)
-    log_predictive = predictive_.log_predictive(key, predicted, batch, predictive, num_predictive_samples)
+    log_predictive = prequential.log_predictive(key, predicted, batch, predictive, num_predictive_samples)
     log_likelihood, gradient = jax.value_and_grad(belief.batch_log_likelihood, argnums=1)(
         log_joint, state.mean, batch)
     if structure == "full":
         new, _ = belief.batch_curvature(log_joint, "full", state.mean, batch)
-        curvature = curv.FullCurvature(curvature.matrix + c_lik * new.matrix)
+        curvature = FullCurvature(curvature.matrix + c_lik * new.matrix)
         updated = belief.laplace_view(log_joint, state.mean, curvature, jnp.ones(()), c_prior)
         step_ = belief.apply_precision(updated, jax.tree.map(lambda g: c_lik * g, gradient), -1)
         mean = jax.tree.map(jnp.add, state.mean, step_)
     else:
-        variance = posteriors.marginal_variance(predicted)
+        variance = factorization.marginal_variance(predicted)
         mean, variance = _diag_update(log_joint, state.mean, variance, gradient, batch, c_lik)
-        curvature = curv.DiagCurvature(jax.tree.map(lambda s, p: 1.0 / s - p, variance, prior))
+        curvature = DiagCurvature(jax.tree.map(lambda s, p: 1.0 / s - p, variance, prior))
     return EKFState(mean, curvature, state.count + 1), EKFInfo(log_predictive, log_likelihood)
 
 
 def sample(key: PRNGKey, state: EKFState, num_samples: int, *, log_joint: LogJoint) -> Params:
     """``num_samples`` draws from the current belief; leaves gain a leading axis."""
-    post = belief.laplace_view(log_joint, state.mean, state.curvature, jnp.ones(()),
-                               belief.prior_coefficient(log_joint))
-    return posteriors.sample(post, key, num_samples)
+    post = belief.laplace_view(log_joint, state.mean, state.curvature, jnp.ones(()), log_joint.prior_weight)
+    return sampling.sample(post, key, num_samples)
 
 
+@cached_builder
 def build(
     log_joint: LogJoint,
     structure: str = "diag",
@@ -189,8 +188,8 @@ def build(
         temperature scales each batch's likelihood by ``1 / T``. ``num_data``
         is not used: a batch's log-likelihood is its unscaled sum.
       structure: ``"diag"`` or ``"full"`` (exact Kalman on linear-Gaussian models).
-      forgetting: ``gamma`` in (0, 1] (:mod:`.forgetting`).
-      process_noise: random-walk variance ``q >= 0`` (:mod:`.forgetting`).
+      forgetting: ``gamma`` in (0, 1] (:mod:`.dynamics`).
+      process_noise: random-walk variance ``q >= 0`` (:mod:`.dynamics`).
       likelihood_weight: ``w_t > 0``, a constant or a schedule ``count -> w``.
       predictive: ``"glm"`` or ``"mc"`` for the one-step-ahead log predictive.
       num_predictive_samples: draws of the ``"mc"`` predictive.
@@ -222,4 +221,4 @@ def build(
     def sample_fn(key: PRNGKey, state: EKFState, num_samples: int) -> Params:
         return sample(key, state, num_samples, log_joint=log_joint)
 
-    return Algorithm(init_fn, bind_log_joint(step_fn, log_joint), sample_fn)
+    return targeting(log_joint, init_fn, step_fn, sample_fn)

@@ -1,7 +1,7 @@
 r"""Sequential (online) Laplace: today's posterior is tomorrow's prior.
 
 For batch t, with the predicted belief ``N(mu, P^{-1})`` (after the dynamics
-step of :mod:`.forgetting`) as the prior (Ritter, Botev & Barber 2018;
+step of :mod:`.dynamics`) as the prior (Ritter, Botev & Barber 2018;
 Kirkpatrick et al. 2017 for its diagonal form):
 
 1. the MAP of the batch under that prior,
@@ -45,17 +45,16 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from bayesjax._checks import check_int
-from bayesjax.base import Algorithm, bind_log_joint, num_params
-from bayesjax.inference.laplace import curvature as curv
-from bayesjax.inference.laplace import posterior as posteriors
+from bayesjax.base import Algorithm, cached_builder, targeting
+from bayesjax.checks import check_int
+from bayesjax.inference.laplace import sampling
+from bayesjax.inference.laplace.approximation import LaplacePosterior
+from bayesjax.inference.laplace.curvature import Curvature
 from bayesjax.inference.laplace.fit import MAX_FULL_PARAMS
-from bayesjax.inference.laplace.posterior import LaplacePosterior
-from bayesjax.inference.online import belief
-from bayesjax.inference.online import forgetting as forgetting_
-from bayesjax.inference.online import predictive as predictive_
+from bayesjax.inference.online import belief, dynamics, prequential
 from bayesjax.inference.vi.meanfield import float_dtype
 from bayesjax.logjoint import LogJoint
+from bayesjax.trees import num_params
 from bayesjax.types import Array, Batch, Params, PRNGKey
 
 HESSIANS = ("diag", "kfac", "full")
@@ -78,7 +77,7 @@ class OnlineLaplaceState(NamedTuple):
     """
 
     mean: Params
-    curvature: curv.Curvature
+    curvature: Curvature
     num_seen: Array
     count: Array
 
@@ -88,7 +87,7 @@ class OnlineLaplaceInfo(NamedTuple):
 
     Attributes:
       log_predictive: ``sum_i log p(y_i | x_i, D_{1:t-1})`` under the predicted
-        belief, before the update (see :mod:`.predictive`).
+        belief, before the update (see :mod:`.prequential`).
       log_likelihood: ``sum_i log p(y_i | x_i, mu_{t|t-1})``, the plug-in value before the update.
       grad_norm: norm of the MAP objective's gradient at ``theta_t`` (0 at an exact MAP).
     """
@@ -149,18 +148,18 @@ def step(
     hessian: str = "diag",
     optimizer: optax.GradientTransformation | str = GAUSS_NEWTON,
     num_inner_steps: int = 1,
-    forgetting: forgetting_.Forgetting = forgetting_.Forgetting(),
+    forgetting: dynamics.Forgetting = dynamics.Forgetting(),
     likelihood_weight: belief.LikelihoodWeight = 1.0,
     predictive: str = "glm",
     num_predictive_samples: int = 16,
 ) -> tuple[OnlineLaplaceState, OnlineLaplaceInfo]:
     """Predict (forgetting), score the batch (one-step-ahead), MAP under the belief, curvature update."""
     c_lik = belief.likelihood_coefficient(log_joint, likelihood_weight, state.count)
-    c_prior = belief.prior_coefficient(log_joint)
+    c_prior = log_joint.prior_weight
     prior = belief.tempered_prior(log_joint, state.mean, c_prior)
-    curvature, num_seen = forgetting_.forget(state.curvature, state.num_seen, prior, forgetting)
+    curvature, num_seen = dynamics.forget(state.curvature, state.num_seen, prior, forgetting)
     predicted = belief.laplace_view(log_joint, state.mean, curvature, num_seen, c_prior)
-    log_predictive = predictive_.log_predictive(key, predicted, batch, predictive, num_predictive_samples)
+    log_predictive = prequential.log_predictive(key, predicted, batch, predictive, num_predictive_samples)
     batch_size = jax.tree.leaves(batch)[0].shape[0]
 
     def objective(theta: Params) -> Array:
@@ -184,11 +183,11 @@ def step(
 
 def sample(key: PRNGKey, state: OnlineLaplaceState, num_samples: int, *, log_joint: LogJoint) -> Params:
     """``num_samples`` draws from the current belief; leaves gain a leading axis."""
-    post = belief.laplace_view(log_joint, state.mean, state.curvature, state.num_seen,
-                               belief.prior_coefficient(log_joint))
-    return posteriors.sample(post, key, num_samples)
+    post = belief.laplace_view(log_joint, state.mean, state.curvature, state.num_seen, log_joint.prior_weight)
+    return sampling.sample(post, key, num_samples)
 
 
+@cached_builder
 def build(
     log_joint: LogJoint,
     hessian: str = "diag",
@@ -209,7 +208,7 @@ def build(
       hessian: ``"diag"``, ``"kfac"`` (flax ``Dense`` layers) or ``"full"`` (small models).
       optimizer: ``"gauss_newton"`` or an optax optimizer for the MAP of each batch.
       num_inner_steps: optimizer steps per batch.
-      forgetting: ``gamma`` in (0, 1] (:mod:`.forgetting`).
+      forgetting: ``gamma`` in (0, 1] (:mod:`.dynamics`).
       process_noise: random-walk variance ``q >= 0`` (diag and full only).
       likelihood_weight: ``w_t > 0``, a constant or a schedule ``count -> w``.
       predictive: ``"glm"`` or ``"mc"`` for the one-step-ahead log predictive.
@@ -249,4 +248,4 @@ def build(
     def sample_fn(key: PRNGKey, state: OnlineLaplaceState, num_samples: int) -> Params:
         return sample(key, state, num_samples, log_joint=log_joint)
 
-    return Algorithm(init_fn, bind_log_joint(step_fn, log_joint), sample_fn)
+    return targeting(log_joint, init_fn, step_fn, sample_fn)

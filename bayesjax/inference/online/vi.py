@@ -2,7 +2,7 @@ r"""Sequential mean-field variational inference: the previous q is the prior of 
 
 Variational continual learning (Nguyen, Li, Bui & Turner 2018) applied to a
 stream: with the predicted belief ``q_{t|t-1} = N(mu, diag(s^2))`` (the
-previous q after the dynamics step of :mod:`.forgetting`), batch t fits
+previous q after the dynamics step of :mod:`.dynamics`), batch t fits
 
     q_t = argmax_q  ELBO_t(q),
     ELBO_t(q) = c_lik E_q[sum_{i in B_t} log p(y_i | x_i, theta)] - KL(q || q_{t|t-1})
@@ -30,16 +30,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from bayesjax._checks import check_int
-from bayesjax.base import Algorithm, bind_log_joint
-from bayesjax.inference.laplace import curvature as curv
-from bayesjax.inference.online import belief
-from bayesjax.inference.online import forgetting as forgetting_
-from bayesjax.inference.online import predictive as predictive_
-from bayesjax.inference.vi import algorithm as vi_algorithm
-from bayesjax.inference.vi import meanfield
+from bayesjax.base import Algorithm, cached_builder, targeting
+from bayesjax.checks import check_int
+from bayesjax.inference.laplace.curvature import DiagCurvature
+from bayesjax.inference.online import belief, dynamics, prequential
+from bayesjax.inference.vi import algorithm, meanfield, scales
 from bayesjax.inference.vi.family import Family
-from bayesjax.inference.vi import parametrization as scales
 from bayesjax.inference.vi.meanfield import MeanFieldVIState
 from bayesjax.inference.vi.objective import gaussian_expected_log_prior
 from bayesjax.logjoint import LogJoint
@@ -65,7 +61,7 @@ class OnlineVIInfo(NamedTuple):
 
     Attributes:
       log_predictive: ``sum_i log p(y_i | x_i, D_{1:t-1})`` under ``q_{t|t-1}``,
-        before the update (see :mod:`.predictive`).
+        before the update (see :mod:`.prequential`).
       log_likelihood: ``sum_i log p(y_i | x_i, mu_{t|t-1})``, the plug-in value before the update.
       elbo: the last inner step's estimate of ELBO_t.
     """
@@ -82,7 +78,7 @@ def _as_family_state(mean: Params, rho: Params, count: Array) -> MeanFieldVIStat
 
 def init(params: Params, log_joint: LogJoint, parametrization: str = "softplus") -> OnlineVIState:
     """The prior belief ``N(params, 1 / (c_prior Delta))``."""
-    prior = belief.tempered_prior(log_joint, params, belief.prior_coefficient(log_joint))
+    prior = belief.tempered_prior(log_joint, params, log_joint.prior_weight)
     rho = jax.tree.map(lambda p: scales.unconstrained(jax.lax.rsqrt(p), parametrization), prior)
     return OnlineVIState(params, rho, jnp.zeros((), jnp.int32))
 
@@ -124,7 +120,7 @@ def step(
     num_inner_steps: int = 10,
     num_mc_samples: int = 1,
     parametrization: str = "softplus",
-    forgetting: forgetting_.Forgetting = forgetting_.Forgetting(),
+    forgetting: dynamics.Forgetting = dynamics.Forgetting(),
     likelihood_weight: belief.LikelihoodWeight = 1.0,
     predictive: str = "glm",
     num_predictive_samples: int = 16,
@@ -133,13 +129,13 @@ def step(
     predictive_key, fit_key = jax.random.split(key)
     family = meanfield.family(parametrization=parametrization)
     c_lik = belief.likelihood_coefficient(log_joint, likelihood_weight, state.count)
-    c_prior = belief.prior_coefficient(log_joint)
+    c_prior = log_joint.prior_weight
     prior = belief.tempered_prior(log_joint, state.mean, c_prior)
     variance = family.variance(_as_family_state(state.mean, state.rho, state.count))
-    curvature = curv.DiagCurvature(jax.tree.map(lambda v, p: 1.0 / v - p, variance, prior))
-    curvature, _ = forgetting_.forget(curvature, jnp.zeros(()), prior, forgetting)
+    curvature = DiagCurvature(jax.tree.map(lambda v, p: 1.0 / v - p, variance, prior))
+    curvature, _ = dynamics.forget(curvature, jnp.zeros(()), prior, forgetting)
     predicted = belief.laplace_view(log_joint, state.mean, curvature, jnp.ones(()), c_prior)
-    log_predictive = predictive_.log_predictive(predictive_key, predicted, batch, predictive,
+    log_predictive = prequential.log_predictive(predictive_key, predicted, batch, predictive,
                                                 num_predictive_samples)
     stddev = jax.tree.map(lambda k, p: jax.lax.rsqrt(k + p), curvature.diag, prior)
 
@@ -159,10 +155,11 @@ def step(
 
 def sample(key: PRNGKey, state: OnlineVIState, num_samples: int, *, parametrization: str = "softplus") -> Params:
     """``num_samples`` draws from ``q_t``; leaves gain a leading axis."""
-    return vi_algorithm.sample(key, _as_family_state(state.mean, state.rho, state.count), num_samples,
-                               family=meanfield.family(parametrization=parametrization))
+    return algorithm.sample(key, _as_family_state(state.mean, state.rho, state.count), num_samples,
+                            family=meanfield.family(parametrization=parametrization))
 
 
+@cached_builder
 def build(
     log_joint: LogJoint,
     optimizer: optax.GradientTransformation | None = None,
@@ -185,7 +182,7 @@ def build(
       num_inner_steps: optimizer steps per batch.
       num_mc_samples: reparametrized draws per inner step.
       parametrization: ``"softplus"`` or ``"log"`` for ``sigma(rho)``.
-      forgetting: ``gamma`` in (0, 1] (:mod:`.forgetting`).
+      forgetting: ``gamma`` in (0, 1] (:mod:`.dynamics`).
       process_noise: random-walk variance ``q >= 0``.
       likelihood_weight: ``w_t > 0``, a constant or a schedule ``count -> w``.
       predictive: ``"glm"`` or ``"mc"`` for the one-step-ahead log predictive.
@@ -220,4 +217,4 @@ def build(
     def sample_fn(key: PRNGKey, state: OnlineVIState, num_samples: int) -> Params:
         return sample(key, state, num_samples, parametrization=parametrization)
 
-    return Algorithm(init_fn, bind_log_joint(step_fn, log_joint), sample_fn)
+    return targeting(log_joint, init_fn, step_fn, sample_fn)

@@ -14,8 +14,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from bayesjax._checks import check_int, check_positive
-from bayesjax.base import Algorithm, bind_log_joint
+from bayesjax.base import Algorithm, cached_builder, targeting
+from bayesjax.checks import check_int, check_positive
 from bayesjax.inference.vi import fullrank, lowrank, meanfield
 from bayesjax.inference.vi.family import Family, variational, with_variational
 from bayesjax.inference.vi.objective import KLWeight, elbo_value_and_grad
@@ -95,6 +95,7 @@ def _check_common(optimizer, num_mc_samples, init_scale, kl_weight) -> int:
     return num_mc_samples
 
 
+@cached_builder
 def build(
     log_joint: LogJoint,
     family: Family,
@@ -120,9 +121,10 @@ def build(
     def sample_fn(key: PRNGKey, state: State, num_samples: int) -> Params:
         return sample(key, state, num_samples, family=family)
 
-    return Algorithm(init_fn, bind_log_joint(step_fn, log_joint), sample_fn)
+    return targeting(log_joint, init_fn, step_fn, sample_fn)
 
 
+@cached_builder
 def build_meanfield(
     log_joint: LogJoint,
     optimizer: optax.GradientTransformation,
@@ -153,18 +155,22 @@ def build_meanfield(
       kl_weight: KL-annealing weight beta, a constant or a schedule ``count -> beta``.
 
     Returns:
-      An :class:`Algorithm` over :class:`MeanFieldVIState`; ``sample`` draws from q.
+      An :class:`Algorithm` over :class:`~bayesjax.inference.vi.meanfield.MeanFieldVIState`;
+      ``sample`` draws from q.
 
     Example:
       >>> algo = bj.meanfield_vi(lj, optax.adam(1e-3), init_scale=1e-2)
-      >>> post = bj.run(key, algo, params, (x, y), num_steps=5000, batch_size=128)
+      >>> post = bj.run(key, algo, params, (x, y), num_steps=20, batch_size=50, progress=False)
       >>> pred = bj.predictive(model.apply, post.sample(key, 100), x_test, lj.likelihood)
+      >>> pred.probs.shape   # the model average on the 100 test digits
+      (100, 10)
     """
     num_mc_samples = _check_common(optimizer, num_mc_samples, init_scale, kl_weight)
     return build(log_joint, meanfield.family(init_scale, parametrization), optimizer, num_mc_samples,
                  bool(local_reparametrization), kl_weight)
 
 
+@cached_builder
 def build_fullrank(
     log_joint: LogJoint,
     optimizer: optax.GradientTransformation,
@@ -188,17 +194,20 @@ def build_fullrank(
       kl_weight: KL-annealing weight beta, a constant or a schedule.
 
     Returns:
-      An :class:`Algorithm` over :class:`FullRankVIState`.
+      An :class:`Algorithm` over :class:`~bayesjax.inference.vi.fullrank.FullRankVIState`.
 
     Example:
       >>> algo = bj.fullrank_vi(lj, optax.adam(1e-2), num_mc_samples=8)
-      >>> post = bj.run(key, algo, {"w": jnp.zeros(3)}, (x, y), num_steps=5000)
+      >>> post = bj.run(key, algo, params_map, (x, y), num_steps=20, progress=False)
+      >>> post.state.chol.shape   # one chain; D x D over the D = 1210 weights of the MLP
+      (1, 1210, 1210)
     """
     num_mc_samples = _check_common(optimizer, num_mc_samples, init_scale, kl_weight)
     return build(log_joint, fullrank.family(init_scale, parametrization), optimizer, num_mc_samples,
                  kl_weight=kl_weight)
 
 
+@cached_builder
 def build_lowrank(
     log_joint: LogJoint,
     optimizer: optax.GradientTransformation,
@@ -223,10 +232,13 @@ def build_lowrank(
       kl_weight: KL-annealing weight beta, a constant or a schedule.
 
     Returns:
-      An :class:`Algorithm` over :class:`LowRankVIState`.
+      An :class:`Algorithm` over :class:`~bayesjax.inference.vi.lowrank.LowRankVIState`.
 
     Example:
       >>> algo = bj.lowrank_vi(lj, optax.adam(1e-3), rank=5)
+      >>> state = algo.init(key, params_map)   # q around the MAP estimate
+      >>> state.factor["Dense_0"]["kernel"].shape   # U's leaf: the weight's shape, then r
+      (64, 16, 5)
     """
     num_mc_samples = _check_common(optimizer, num_mc_samples, init_scale, kl_weight)
     rank = check_int("rank", rank)

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
-from bayesjax.inference.vi import parametrization as scales
+from bayesjax.inference.vi import scales
 from bayesjax.inference.vi.family import Family
 from bayesjax.inference.vi.meanfield import gaussian_entropy_constant
 from bayesjax.types import Array, Params, PRNGKey

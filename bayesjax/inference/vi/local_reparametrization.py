@@ -83,7 +83,7 @@ def dense_interceptor(key: PRNGKey, mean: Params, stddev: Params) -> tuple[Calla
     return interceptor, layers
 
 
-def log_likelihood(key: PRNGKey, log_joint, params: Params, mean: Params, stddev: Params, batch) -> Array:
+def local_log_likelihood(key: PRNGKey, log_joint, params: Params, mean: Params, stddev: Params, batch) -> Array:
     """The minibatch log-likelihood with every dense layer locally reparametrized.
 
     Args:

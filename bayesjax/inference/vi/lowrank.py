@@ -23,10 +23,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from bayesjax.base import num_params
-from bayesjax.inference.vi import parametrization as scales
+from bayesjax.inference.vi import scales
 from bayesjax.inference.vi.family import Family
 from bayesjax.inference.vi.meanfield import float_dtype, gaussian_entropy_constant
+from bayesjax.trees import num_params
 from bayesjax.types import Array, Params, PRNGKey
 
 

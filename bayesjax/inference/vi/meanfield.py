@@ -20,9 +20,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from bayesjax.base import num_params
-from bayesjax.inference.vi import parametrization as scales
+from bayesjax.inference.vi import scales
 from bayesjax.inference.vi.family import Family
+from bayesjax.trees import num_params
 from bayesjax.types import Array, Params, PRNGKey
 
 

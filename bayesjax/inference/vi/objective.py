@@ -52,8 +52,8 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from bayesjax.inference.vi import local_reparametrization as local
 from bayesjax.inference.vi.family import Family, variational, with_variational
+from bayesjax.inference.vi.local_reparametrization import local_log_likelihood
 from bayesjax.logjoint import LogJoint
 from bayesjax.types import Array, Batch, Params, PRNGKey, State
 
@@ -131,7 +131,7 @@ def elbo_draw(
     theta = family.draw(weight_key, state)
     if local_reparametrization:
         stddev = jax.tree.map(jnp.sqrt, family.variance(state))
-        log_lik = local.log_likelihood(local_key, log_joint, theta, family.mean(state), stddev, batch)
+        log_lik = local_log_likelihood(local_key, log_joint, theta, family.mean(state), stddev, batch)
     else:
         log_lik = log_joint.log_likelihood(theta, batch)
     prior = log_joint.prior

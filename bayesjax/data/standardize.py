@@ -1,0 +1,47 @@
+"""Standardization with the training split's statistics only.
+
+Tabular inputs are standardized per feature; images and 1-D signals with one
+global scalar mean and deviation (``axis=None``). A constant feature keeps a
+deviation of 1, so it maps to 0 rather than to NaN or to rounding noise.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["CONSTANT_RTOL", "moments", "standardize"]
+
+CONSTANT_RTOL = 1e-8
+"""A deviation below this fraction of the mean's magnitude is rounding error of
+a constant feature (e.g. naval-propulsion-plant's column 11, whose float64
+deviation is 2e-13): it is read as 0, hence replaced by 1."""
+
+
+def moments(a: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 mean and standard deviation along ``axis``; a zero (or rounding-level) deviation becomes 1.
+
+    Example:
+        >>> import numpy as np
+        >>> from bayesjax.data.standardize import moments
+        >>> mean, std = moments(np.array([[1.0, 5.0], [3.0, 5.0]]), axis=0)
+        >>> mean.tolist(), std.tolist()
+        ([2.0, 5.0], [1.0, 1.0])
+    """
+    mean = a.mean(axis, dtype=np.float64)
+    std = a.std(axis, dtype=np.float64)
+    return mean, np.where(std > CONSTANT_RTOL * np.abs(mean), std, 1.0)
+
+
+def standardize(train: np.ndarray, test: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Standardizes both arrays with ``train``'s moments along ``axis``; returns float32.
+
+    Example:
+        >>> import numpy as np
+        >>> from bayesjax.data.standardize import standardize
+        >>> train, test = standardize(np.array([0.0, 2.0]), np.array([4.0]), axis=0)
+        >>> train.tolist(), test.tolist()
+        ([-1.0, 1.0], [3.0])
+    """
+    mean, std = moments(train, axis)
+    dtype = np.promote_types(train.dtype, np.float32)  # uint8 images stay float32
+    mean, std = mean.astype(dtype), std.astype(dtype)
+    return ((train - mean) / std).astype(np.float32), ((test - mean) / std).astype(np.float32)

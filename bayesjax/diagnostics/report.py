@@ -1,0 +1,112 @@
+"""A report of a Markov chain run: its worst-case convergence numbers in one dict of floats."""
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bayesjax.diagnostics.draws import chain_draws, info_fields
+from bayesjax.diagnostics.spaces import function_stats, weight_stats
+from bayesjax.driver.posterior import Posterior
+from bayesjax.likelihoods import Likelihood
+from bayesjax.types import ApplyFn, Array, Params
+
+__all__ = ["summary"]
+
+
+def _nan_reduce(reduce, tree) -> float:
+    leaves = [jnp.ravel(leaf) for leaf in jax.tree.leaves(tree)]
+    values = np.asarray(jnp.concatenate(leaves)) if leaves else np.array([np.nan])
+    if values.size == 0 or np.all(np.isnan(values)):
+        return float("nan")
+    return float(reduce(values))
+
+
+def summary(posterior: Posterior, apply: ApplyFn | None = None, x_probe: Array | None = None,
+            likelihood: Likelihood | None = None, *, select: Callable[[Params], Array] | None = None,
+            burnin: int = 0) -> dict[str, float]:
+    """Worst-case convergence numbers of a Markov chain run, as plain floats.
+
+    Keys:
+
+    * ``rhat_max``, ``ess_min``: over the weights chosen by ``select`` (see
+      :func:`~bayesjax.diagnostics.spaces.weight_space`); NaN entries
+      (constant weights) are ignored.
+    * ``function_rhat_max``, ``function_ess_min``: over the probe predictions
+      (see :func:`~bayesjax.diagnostics.spaces.function_space`), when
+      ``apply``, ``x_probe`` and ``likelihood`` are all given.
+    * ``num_chains`` (healthy chains used), ``num_draws`` (per chain),
+      ``num_divergent_chains``.
+    * ``acceptance_rate``: mean of ``info.acceptance_rate`` over the steps
+      after ``burnin`` and the healthy chains, when the info has that field
+      (HMC, NUTS).
+    * ``divergent_transitions``: how many transitions after ``burnin`` had
+      ``info.is_divergent`` (HMC/NUTS energy errors, which do not stop a
+      chain), when the info has that field.
+    * ``step_size``: the final step size, averaged over healthy chains: the
+      chain state's ``step_size`` (the adapted, un-jittered value of HMC/NUTS)
+      when it has one, else the last step's ``info.step_size``.
+
+    Args:
+      posterior: a Markov chain :class:`~bayesjax.driver.posterior.Posterior`.
+      apply: the model, for the function-space numbers.
+      x_probe: probe inputs, for the function-space numbers.
+      likelihood: the observation model, for the function-space numbers.
+      select: weights to check (default: the first 20 entries of each leaf).
+      burnin: the run's burn-in; the acceptance rate averages only the steps
+        after it. The posterior does not record the run's burn-in, so with the
+        default 0 the warm-up steps are included.
+
+    Returns:
+      A ``dict[str, float]``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> import bayesjax as bj
+      >>> x = jax.random.normal(jax.random.key(0), (32, 3))
+      >>> lj = bj.log_joint(lambda p, x: x @ p["w"], bj.priors.gaussian(1.0),
+      ...                   bj.likelihoods.gaussian(0.5), num_data=32)
+      >>> post = bj.run(jax.random.key(1), bj.sgld(lj, 1e-3), {"w": jnp.zeros((3, 1))}, (x, x[:, 0]),
+      ...               num_steps=60, num_chains=4, burnin=20, progress=False)
+      >>> numbers = bj.diagnostics.summary(post, lj.apply, x[:5], lj.likelihood, burnin=20)
+      >>> sorted(numbers)  # doctest: +NORMALIZE_WHITESPACE
+      ['ess_min', 'function_ess_min', 'function_rhat_max', 'num_chains', 'num_divergent_chains',
+       'num_draws', 'rhat_max', 'step_size']
+      >>> numbers["num_chains"], numbers["num_draws"]
+      (4.0, 40.0)
+    """
+    function_args = (apply, x_probe, likelihood)
+    if any(a is not None for a in function_args) and any(a is None for a in function_args):
+        raise ValueError("function-space diagnostics need all of apply, x_probe and likelihood")
+    samples, healthy = chain_draws(posterior, "diagnostics")
+    num_draws = jax.tree.leaves(samples)[0].shape[1]
+    weights = weight_stats(samples, select)
+    result = {
+        "rhat_max": _nan_reduce(np.nanmax, weights["rhat"]),
+        "ess_min": _nan_reduce(np.nanmin, weights["ess"]),
+    }
+    if apply is not None:
+        functions = function_stats(samples, apply, x_probe, likelihood)
+        result["function_rhat_max"] = _nan_reduce(np.nanmax, functions["rhat"])
+        result["function_ess_min"] = _nan_reduce(np.nanmin, functions["ess"])
+    result["num_chains"] = float(len(healthy))
+    result["num_draws"] = float(num_draws)
+    result["num_divergent_chains"] = float(len(posterior.divergences))
+
+    info = info_fields(posterior.info)
+    acceptance = info.get("acceptance_rate")
+    if acceptance is not None:
+        steps = np.asarray(acceptance)[burnin:, healthy]
+        result["acceptance_rate"] = float(np.mean(steps)) if steps.size else float("nan")
+    divergent = info.get("is_divergent")
+    if divergent is not None:
+        result["divergent_transitions"] = float(np.sum(np.asarray(divergent)[burnin:, healthy]))
+    nominal = getattr(posterior.state.inner, "step_size", None)  # HMC/NUTS state: the adapted step size
+    last_used = info.get("step_size")
+    if nominal is not None:
+        result["step_size"] = float(np.mean(np.asarray(nominal)[healthy]))
+    elif last_used is not None:
+        result["step_size"] = float(np.mean(np.asarray(last_used)[-1, healthy]))
+    return result

@@ -1,0 +1,82 @@
+"""What a run returns: the :class:`Posterior` (final states, infos, pooled draws) and divergence errors."""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import NamedTuple
+
+import jax
+import numpy as np
+
+from bayesjax import compiling, sharding
+from bayesjax.base import Algorithm
+from bayesjax.buffer import BufferedState
+from bayesjax.chains import pooled_sample
+from bayesjax.checks import check_key
+from bayesjax.types import Info, Params, PRNGKey, State
+
+
+class Posterior(NamedTuple):
+    """What :func:`bayesjax.run` returns.
+
+    Attributes:
+      algorithm: the algorithm that was run (with its sample buffer, for chains).
+      state: final states, every leaf with a leading chain axis.
+      info: per-step diagnostics, leaves ``[num_steps, num_chains, ...]``.
+    """
+
+    algorithm: Algorithm
+    state: State
+    info: Info
+
+    @property
+    def num_chains(self) -> int:
+        return jax.tree.leaves(self.state)[0].shape[0]
+
+    @property
+    def divergences(self) -> dict[int, int]:
+        """Chain index -> first step whose position or log density was not finite."""
+        if not isinstance(self.state, BufferedState):
+            return {}
+        steps = sharding.to_host(self.state.diverged_at)
+        return {int(c): int(steps[c]) for c in np.flatnonzero(steps >= 0)}
+
+    def sample(self, key: PRNGKey, num_samples: int) -> Params:
+        """``num_samples`` draws from the pooled chains; leaves gain a leading axis.
+
+        Draws are spread evenly over chains (each chain's own draws are
+        without replacement while its samples last), so ``num_samples ==
+        num_chains`` gives one draw per chain: the members of an ensemble.
+        """
+        check_key(key)
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        state, divergences = self.state, self.divergences
+        if divergences:
+            if len(divergences) == self.num_chains:
+                raise DivergenceError(f"every chain diverged: {describe(divergences)}; no samples to draw")
+            warnings.warn(f"{describe(divergences)}: excluded from the samples", DivergenceWarning, stacklevel=2)
+            healthy = np.array([c for c in range(self.num_chains) if c not in divergences])
+            state = jax.tree.map(lambda leaf: leaf[healthy], state)
+        work = DRAW_WORK * num_samples * sum(math.prod(leaf.shape[1:]) for leaf in jax.tree.leaves(state))
+        return POOLED_SAMPLE.pick(work, key, state)(self.algorithm, key, state, int(num_samples))
+
+
+class DivergenceError(RuntimeError):
+    """Every chain of a run diverged (non-finite position or log density)."""
+
+
+class DivergenceWarning(RuntimeWarning):
+    """Some chains diverged; they are left out of the samples."""
+
+
+def describe(divergences: dict[int, int]) -> str:
+    """``"chain c diverged at step t, ..."`` for a ``{chain: step}`` dict."""
+    return ", ".join(f"chain {c} diverged at step {t}" for c, t in sorted(divergences.items()))
+
+
+POOLED_SAMPLE = compiling.jit(pooled_sample, static_argnames=("algorithm", "num_samples"))
+""":func:`bayesjax.chains.pooled_sample` jitted at both optimization levels (see :mod:`bayesjax.compiling`)."""
+
+DRAW_WORK = 20
+"""Operations per sampled weight counted by :func:`bayesjax.compiling.Twins.pick` (a threefry normal)."""

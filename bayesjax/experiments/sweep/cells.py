@@ -1,0 +1,95 @@
+"""One grid cell as a pure function of a traced (temperature, seed), and a chunk of cells as one vmapped jit."""
+from __future__ import annotations
+
+import functools
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from bayesjax import metrics, models, priors
+from bayesjax.buffer import BufferedState
+from bayesjax.driver.scan import RunConfig, buffered, run_chains
+from bayesjax.experiments.sweep.config import LIKELIHOODS, METHODS, SweepConfig
+from bayesjax.experiments.sweep.methods import laplace_at_map, predict_from_draws, predict_laplace, settings
+from bayesjax.experiments.sweep.temperature import CHECKS, sgmcmc_checks
+from bayesjax.logjoint import log_joint
+from bayesjax.trees import all_finite
+
+METRICS = ("accuracy", "nll", "ece", "brier", "ood_auroc")
+DIAGNOSTICS = CHECKS + ("diverged_chains",)
+
+
+class Setup(NamedTuple):
+    """The static, hashable part of a sweep: one compile per value."""
+
+    config: SweepConfig
+    model: models.Model
+    augment: Callable | None
+    num_data: int
+    progress_every: int  # 0: no progress callback (then the program can enter the persistent cache)
+
+
+def evaluate(pred, pred_ood, y_test) -> dict:
+    """The cell's test metrics from its predictive on the test inputs and on the shifted inputs (jittable).
+
+    Accuracy, NLL, ECE and Brier on the test set, and the AUROC of telling
+    the shifted inputs from the test inputs by predictive entropy.
+    """
+    return {
+        "accuracy": metrics.accuracy(pred, y_test),
+        "nll": metrics.nll(pred, y_test),
+        "ece": metrics.ece(pred, y_test),
+        "brier": metrics.brier(pred, y_test),
+        "ood_auroc": metrics.auroc(pred.entropy, pred_ood.entropy),
+    }
+
+
+def _num_diverged(states) -> jax.Array:
+    """Chains whose sample buffer saw a divergence, or fits whose final state is not finite."""
+    if isinstance(states, BufferedState):
+        return jnp.sum(states.diverged_at >= 0)
+    return jnp.sum(~jax.vmap(all_finite)(states))
+
+
+def cell(setup: Setup, temperature, seed, x, y, x_test, y_test, x_ood, bar_id) -> dict:
+    """One grid cell end to end: traced temperature and seed, static everything else.
+
+    Keys: ``split(key(seed), 3)`` for the run (chain k: ``fold_in(run_key, k)``,
+    as :func:`bayesjax.run`), the predictive draws and the checks.
+    """
+    c = setup.config
+    recipe = METHODS[c.method]
+    chains = recipe.kind == "chains"
+    lik = LIKELIHOODS[c.likelihood]()
+    lj = log_joint(setup.model.apply, priors.gaussian(c.prior_scale), lik, setup.num_data,
+                   temperature=temperature, tempering=c.tempering)
+    algorithm = recipe.build(lj, settings(lj, c))
+    run_key, sample_key, check_key = jax.random.split(jax.random.key(seed), 3)
+    buffer = (c.num_predictive_samples, c.burnin, c.thin) if chains else None
+    config = RunConfig(c.num_steps, c.batch_size, c.num_chains if chains else 1, buffer,
+                       init_fn=lambda k: setup.model.init(k, x[:1]), augment=setup.augment,
+                       progress_every=setup.progress_every)
+    states, info = run_chains(algorithm, config, run_key, None, x, y, bar_id)
+    algorithm = buffered(algorithm, config)
+    inputs = (x_test, x_ood)
+    if recipe.laplace is not None:
+        algorithm, states = laplace_at_map(*recipe.laplace, lj, states, x, y)
+        predictives = predict_laplace(*recipe.laplace, lj, c, states, sample_key, inputs)
+    else:
+        predictives = predict_from_draws(lj, c, algorithm, states, sample_key, inputs)
+    record = evaluate(*predictives, y_test)
+    if chains:
+        record.update(sgmcmc_checks(lj, c, algorithm, states, info, check_key, x, y, momentum=recipe.momentum))
+    else:
+        record.update({name: jnp.full((), jnp.nan, record["nll"].dtype) for name in CHECKS})
+    record["diverged_chains"] = _num_diverged(states)
+    return record
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def run_chunk(setup: Setup, temperatures, seeds, x, y, x_test, y_test, x_ood, bar_id) -> dict:
+    """A chunk of cells (leading axis of ``temperatures`` and ``seeds``) in one vmap: one compile per setup."""
+    return jax.vmap(functools.partial(cell, setup), (0, 0, None, None, None, None, None, None))(
+        temperatures, seeds, x, y, x_test, y_test, x_ood, bar_id
+    )

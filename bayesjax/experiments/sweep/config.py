@@ -1,0 +1,98 @@
+"""What defines a sweep's numbers: :class:`SweepConfig`, its grid and its fingerprint."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+import numpy as np
+
+from bayesjax import likelihoods
+from bayesjax.checks import check_int, check_positive
+from bayesjax.experiments import recipes
+from bayesjax.experiments.ood import OOD_SHIFTS
+from bayesjax.logjoint import TEMPERINGS
+
+WENZEL_TEMPERATURES = tuple(float(10.0**x) for x in np.arange(-4.0, 0.01, 0.25))
+LIKELIHOODS = {"categorical": likelihoods.categorical, "noisy_dirichlet": likelihoods.noisy_dirichlet}
+LAPLACE_PREDICTIVES = ("glm", "mc")
+METHODS: dict[str, recipes.Recipe] = {name: recipe for name, recipe in recipes.METHODS.items() if recipe.sweep_models}
+"""The methods a sweep runs: the recipes with ``sweep_models`` (see :mod:`bayesjax.experiments.sweep.methods`)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepConfig:
+    """Everything that defines a sweep's numbers (and so its cells' identity).
+
+    ``step_size``, ``friction``, ``num_cycles``, ``num_chains``, ``burnin`` and
+    ``thin`` drive the SG-MCMC methods; ``learning_rate`` is Adam's for the
+    methods that optimize (VI's ELBO, Laplace's MAP); ``laplace_predictive``
+    is ``"glm"`` (linearized, probit link, as ``bayesjax compare``) or ``"mc"``
+    (weight draws). See :data:`METHODS`.
+    """
+
+    dataset: str = "digits"
+    method: str = "sgld"
+    model: str = "mlp"
+    hidden: tuple[int, ...] = (50, 50)
+    likelihood: str = "categorical"
+    tempering: str = "posterior"
+    augment: bool = False
+    temperatures: tuple[float, ...] = WENZEL_TEMPERATURES
+    seeds: tuple[int, ...] = (0, 1)
+    num_steps: int = 2000
+    batch_size: int = 128
+    step_size: float = 1e-4
+    friction: float = 0.05
+    num_cycles: int = 4
+    num_chains: int = 2
+    burnin: int = 1000
+    thin: int = 50
+    learning_rate: float = 1e-3
+    laplace_predictive: str = "glm"
+    num_predictive_samples: int = 20
+    prior_scale: float = 1.0
+    ood: str = "rot90"
+    split: int = 0
+    data_root: str | None = None
+
+    def validate(self) -> "SweepConfig":
+        """Raises ValueError on a bad configuration; returns self."""
+        if not self.temperatures or not self.seeds:
+            raise ValueError("the grid is empty: give at least one temperature and one seed")
+        for t in self.temperatures:
+            check_positive("temperature", t)
+        if self.method not in METHODS:
+            raise ValueError(f"unknown sweep method {self.method!r}; choose from {sorted(METHODS)}")
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"unknown likelihood {self.likelihood!r}; choose from {sorted(LIKELIHOODS)}")
+        if self.tempering not in TEMPERINGS:
+            raise ValueError(f"tempering must be one of {TEMPERINGS}, got {self.tempering!r}")
+        if self.model not in ("mlp", "cnn"):
+            raise ValueError(f"model must be 'mlp' or 'cnn', got {self.model!r}")
+        if self.model not in METHODS[self.method].sweep_models:
+            raise ValueError(f"method {self.method!r} supports the models {METHODS[self.method].sweep_models}, "
+                             f"not {self.model!r}")
+        if self.laplace_predictive not in LAPLACE_PREDICTIVES:
+            raise ValueError(f"laplace_predictive must be one of {LAPLACE_PREDICTIVES}, "
+                             f"got {self.laplace_predictive!r}")
+        if self.ood not in OOD_SHIFTS:
+            raise ValueError(f"ood must be one of {OOD_SHIFTS}, got {self.ood!r}")
+        for name in ("num_steps", "batch_size", "num_chains", "thin", "num_predictive_samples", "num_cycles"):
+            check_int(name, getattr(self, name))
+        check_int("burnin", self.burnin, minimum=0)
+        if METHODS[self.method].kind == "chains" and self.burnin + self.thin > self.num_steps:
+            raise ValueError(f"no position would be kept: the first is at step burnin + thin = "
+                             f"{self.burnin + self.thin}, after the last step {self.num_steps}")
+        for name in ("step_size", "learning_rate", "prior_scale"):
+            check_positive(name, getattr(self, name))
+        return self
+
+    def cells(self) -> list[tuple[float, int]]:
+        """The grid, seed-major: ``[(temperature, seed), ...]``."""
+        return [(float(t), int(s)) for s in self.seeds for t in self.temperatures]
+
+    def fingerprint(self) -> str:
+        """Hash of every field but the grid: cells of equal fingerprint are interchangeable."""
+        fields = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("temperatures", "seeds")}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]

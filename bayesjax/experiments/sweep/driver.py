@@ -1,0 +1,118 @@
+"""``run_sweep``: the grid in fixed chunks, each one compiled call, finished cells written as they come."""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import os
+import pathlib
+import warnings
+
+import jax
+import jax.numpy as jnp
+
+from bayesjax import augment, data, models, sharding
+from bayesjax.driver.progress import bar
+from bayesjax.experiments.ood import ood_inputs
+from bayesjax.experiments.sweep.cells import DIAGNOSTICS, METRICS, Setup, run_chunk
+from bayesjax.experiments.sweep.config import METHODS, SweepConfig
+from bayesjax.experiments.sweep.store import cell_path, checksum, load_cell, write_atomic
+
+
+def chunk_size(num_cells: int, num_devices: int) -> int:
+    """Cells per compiled call: about 4 per device, balanced, a multiple of the device count."""
+    num_chunks = max(1, math.ceil(num_cells / (4 * num_devices)))
+    per_chunk = math.ceil(num_cells / num_chunks)
+    return math.ceil(per_chunk / num_devices) * num_devices
+
+
+@functools.lru_cache(maxsize=16)
+def setup_of(config: SweepConfig) -> Setup:
+    """The static part of a sweep, cached per configuration (grid excluded) so reruns hit the same compile."""
+    dataset = data.load(config.dataset, split=config.split, root=config.data_root)
+    if config.model == "cnn":
+        model = models.cnn(dataset.num_classes)
+    else:
+        model = models.mlp(list(config.hidden), dataset.num_classes)
+    augmentation = None
+    if config.augment:
+        augmentation = augment.random_shift(1 if dataset.x_train.shape[1] <= 8 else 2)
+    return Setup(config, model, augmentation, len(dataset.y_train), 0)
+
+
+def run_sweep(config: SweepConfig, out: str | os.PathLike, progress: bool = True,
+              cells_per_chunk: int | None = None) -> list[dict]:
+    """Runs (or resumes) a temperature x seed sweep and returns one record per cell.
+
+    Args:
+      config: the sweep (validated here).
+      out: results folder; finished cells go to ``out/cells``.
+      progress: one progress bar over the whole grid.
+      cells_per_chunk: cells per compiled call (default :func:`chunk_size`);
+        it fixes which cells share a call, so keep it when resuming.
+
+    Returns:
+      Records ``{"temperature", "seed", metrics..., diagnostics...}`` in grid order.
+
+    Example:
+      >>> from bayesjax.experiments import sweep
+      >>> config = sweep.SweepConfig(method="laplace_diag", temperatures=(1e-2, 1.0), seeds=(0, 1))
+      >>> records = sweep.run_sweep(config, "results/sweep")  # doctest: +SKIP
+    """
+    config.validate()
+    dataset = data.load(config.dataset, split=config.split, root=config.data_root)
+    if dataset.task != "classification":
+        raise ValueError(f"sweeps are for classification; {config.dataset!r} is a {dataset.task} data set")
+    if config.batch_size > len(dataset.y_train):
+        raise ValueError(f"batch_size {config.batch_size} exceeds the {len(dataset.y_train)} training examples")
+    out = pathlib.Path(out)
+    cells = config.cells()
+    devices = jax.devices()
+    per_chunk = cells_per_chunk or chunk_size(len(cells), len(devices))
+    chunks = [cells[i:i + per_chunk] for i in range(0, len(cells), per_chunk)]
+    pending = [chunk for chunk in chunks
+               if any(load_cell(cell_path(out, config, t, s), config) is None for t, s in chunk)]
+
+    if pending:
+        setup = setup_of(dataclasses.replace(config, temperatures=(), seeds=()))
+        setup = setup._replace(progress_every=max(1, config.num_steps // 100) if progress else 0)
+        x_ood = ood_inputs(dataset.x_test, config.ood)
+        mesh = sharding.mesh(chains=math.gcd(per_chunk, len(devices)))
+        place = functools.partial(jax.device_put, device=sharding.chain_sharding(mesh))
+        with bar(progress, len(pending) * config.num_steps, f"sweep {len(cells)} cells") as progress_bar:
+            for done, chunk in enumerate(pending):
+                progress_bar.offset = done * config.num_steps
+                padded = chunk + [chunk[-1]] * (per_chunk - len(chunk))
+                temperatures = place(jnp.asarray([t for t, _ in padded]))
+                seeds = place(jnp.asarray([s for _, s in padded], jnp.uint32))
+                values = jax.device_get(run_chunk(setup, temperatures, seeds, dataset.x_train, dataset.y_train,
+                                                  dataset.x_test, dataset.y_test, x_ood, progress_bar.id))
+                for i, (t, s) in enumerate(chunk):
+                    record = {"fingerprint": config.fingerprint(), "temperature": t, "seed": s}
+                    record.update({name: float(values[name][i]) for name in METRICS + DIAGNOSTICS})
+                    record["checksum"] = checksum(record)
+                    write_atomic(cell_path(out, config, t, s), json.dumps(record, indent=1))
+
+    records = [load_cell(cell_path(out, config, t, s), config) for t, s in cells]
+    _warn(records, config)
+    return [{k: v for k, v in r.items() if k not in ("checksum", "fingerprint")} for r in records]
+
+
+def _warn(records: list[dict], config: SweepConfig) -> None:
+    """Warns where an SG-MCMC chain did not sample its nominal temperature, and about diverged fits."""
+    if METHODS[config.method].kind == "chains":
+        unmet = [r for r in records if r["grad_noise_ratio"] > 0.25
+                 or not 0.5 < r["configurational_temperature"] / r["temperature"] < 2]
+        if unmet:
+            cells = ", ".join(f"T={r['temperature']:.3g} (seed {r['seed']}: noise ratio "
+                              f"{r['grad_noise_ratio']:.2g}, T_conf {r['configurational_temperature']:.3g})"
+                              for r in unmet[:6])
+            more = f" and {len(unmet) - 6} more" if len(unmet) > 6 else ""
+            warnings.warn(f"nominal temperature not met in {len(unmet)} cell(s): {cells}{more}. Minibatch "
+                          "gradient noise or too few steps: lower the step size or raise the batch size.",
+                          stacklevel=3)
+    diverged = [r for r in records if r["diverged_chains"] > 0]
+    if diverged:
+        warnings.warn(f"{len(diverged)} cell(s) had diverged chains or fits (their metrics are NaN): "
+                      + ", ".join(f"T={r['temperature']:.3g} seed {r['seed']}" for r in diverged[:6]), stacklevel=3)

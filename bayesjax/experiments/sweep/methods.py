@@ -1,0 +1,120 @@
+"""How a sweep cell runs a method of :data:`bayesjax.experiments.sweep.config.METHODS` with a traced temperature.
+
+Every method targets the tempered posterior of :func:`bayesjax.log_joint`
+(Wenzel et al. 2020, "How good is the Bayes posterior in deep neural networks
+really?"), whose temperature T is a traced value, so a grid of T compiles once:
+
+    posterior tempering:   log p_T(theta | D) = [log p(D | theta) + log p(theta)] / T
+    likelihood tempering:  log p_T(theta | D) = log p(D | theta) / T + log p(theta)
+
+* ``sgld``, ``sghmc``, ``cyclical_sgld``: SG-MCMC chains (Welling & Teh 2011;
+  Chen et al. 2014; Zhang et al. 2020) with drift unchanged and injected noise
+  scaled by sqrt(T); ``num_chains`` chains per cell, positions kept after
+  ``burnin`` every ``thin`` steps. They report the honest-temperature checks of
+  :mod:`bayesjax.experiments.sweep.temperature`.
+* ``meanfield_vi``: Bayes by Backprop (Blundell et al. 2015) ascending the
+  tempered ELBO with Adam (see :mod:`bayesjax.inference.vi.objective`)::
+
+      ELBO_T(q) = E_q[log p_T(theta | D)] + H[q]
+                = (E_q[log p(D | theta)] - KL(q || p)) / T + (1 - 1/T) H[q]   (posterior)
+                = E_q[log p(D | theta)] / T - KL(q || p)                      (likelihood)
+
+  q starts at sigma = 0.01 sqrt(T) per weight, since the tempered posterior's
+  widths scale as sqrt(T): a cold cell does not spend its budget shrinking q.
+* ``laplace_diag``, ``laplace_kfac``, ``laplace_last_layer`` (KFAC on the
+  last dense layer, the rest at the MAP): MAP training with Adam on the
+  tempered log-joint (under posterior tempering the mode does not move with
+  T), then one streaming-Laplace pass over the training set for the GGN K at
+  the MAP (MacKay 1992; Ritter et al. 2018 for KFAC; Daxberger et al. 2021),
+  giving q = N(theta_MAP, P^-1) with the negative Hessian of the tempered
+  log-joint
+
+      P = (K + Delta) / T   (posterior),    P = K / T + Delta   (likelihood),
+
+  Delta the Gaussian prior's precision. Its predictive is the linearized (GLM)
+  one with the probit link (Immer et al. 2021), as ``bayesjax compare``, or
+  the average over weight draws with ``laplace_predictive="mc"``. KFAC over
+  all layers needs dense layers only (``mlp``).
+
+VI and Laplace fit one approximation per cell (``num_chains``, ``burnin`` and
+``thin`` do not apply); the SG-MCMC diagnostics do not apply to them and are NaN.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from bayesjax.chains import pooled_sample
+from bayesjax.experiments.recipes import VI_INIT_SCALE, Settings
+from bayesjax.experiments.sweep.config import SweepConfig
+from bayesjax.inference import laplace
+from bayesjax.inference.laplace.glm import predictive_glm
+from bayesjax.logjoint import LogJoint
+from bayesjax.predictive import predictive
+
+
+def settings(lj: LogJoint, config: SweepConfig) -> Settings:
+    """A cell's hyperparameters: the configuration's, VI's initial sigma scaled by sqrt(T) of the cell's ``lj``."""
+    return Settings(num_steps=config.num_steps, learning_rate=config.learning_rate, step_size=config.step_size,
+                    sghmc_step_size=config.step_size, friction=config.friction, num_cycles=config.num_cycles,
+                    vi_init_scale=VI_INIT_SCALE * jnp.sqrt(lj.temperature))
+
+
+def predict_from_draws(lj, config, algorithm, states, key, inputs) -> tuple:
+    """The Bayesian model average over ``num_predictive_samples`` draws pooled over chains (or fits).
+
+    Args:
+      lj: the cell's log-joint (its ``apply`` and ``likelihood``). config: the :class:`SweepConfig`.
+      algorithm: the algorithm whose ``sample`` draws from ``states`` (leading chain axis).
+      key: PRNG key of the draws. inputs: input arrays; the same draws serve each.
+
+    Returns:
+      One :class:`~bayesjax.predictive.Predictive` per input array.
+    """
+    samples = pooled_sample(algorithm, key, states, config.num_predictive_samples)
+    return tuple(predictive(lj.apply, samples, x, lj.likelihood) for x in inputs)
+
+
+def laplace_at_map(hessian: str, subset: str, lj, states, x, y):
+    """The tempered Laplace posterior at each fit's MAP: one streaming-Laplace step over all of ``(x, y)``.
+
+    Args:
+      hessian: ``"diag"`` or ``"kfac"``. subset: ``"all"`` or ``"last_layer"``.
+      lj: the tempered log-joint (its T and tempering set P, see the module docstring).
+      states: MAP states with a leading fit axis.
+      x, y: the training set (the curvature is summed over it, in chunks).
+
+    Returns:
+      The streaming-Laplace algorithm and its states (one per fit).
+    """
+    algorithm = laplace.build(lj, hessian, subset=subset)
+
+    def fit(params):
+        state, _ = algorithm.step(None, algorithm.init(None, params), (x, y))
+        return state
+
+    return algorithm, jax.vmap(fit)(states.params)
+
+
+def predict_laplace(hessian: str, subset: str, lj, config, states, key, inputs) -> tuple:
+    """The GLM predictive (probit link) of the one fit's Laplace posterior, or weight draws (``"mc"``).
+
+    Runs cell by cell under the sweep's vmap (``sequential_vmap``): the KFAC
+    factorization's ``eigh`` batched over cells deadlocked jaxlib's CPU thread
+    pool (its LAPACK kernel waits on batch tasks queued behind other waiting
+    kernels: digits MLP 50-50, 2 or more cells per device).
+    """
+
+    @jax.custom_batching.sequential_vmap
+    def predict(temperature, states, key, inputs):
+        cell_lj = dataclasses.replace(lj, temperature=temperature)  # the algorithm is rebuilt per cell
+        if config.laplace_predictive == "mc":
+            algorithm = laplace.build(cell_lj, hessian, subset=subset)
+            return predict_from_draws(cell_lj, config, algorithm, states, key, inputs)
+        post = laplace.from_state(cell_lj, jax.tree.map(lambda leaf: leaf[0], states), hessian, subset=subset)
+        return tuple(predictive_glm(post, x, "probit", key=key, num_samples=config.num_predictive_samples)
+                     for x in inputs)
+
+    return predict(lj.temperature, states, key, inputs)

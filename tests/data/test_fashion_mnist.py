@@ -1,0 +1,79 @@
+"""Tests for bayesjax.data.fashion_mnist: IDX files read, found, refused."""
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bayesjax import data
+from bayesjax.data import fashion_mnist
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def _write_fashion(folder: Path, seed: int = 0) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(seed)
+    arrays = (
+        rng.integers(0, 256, (12, 5, 4)),
+        rng.integers(0, 10, 12),
+        rng.integers(100, 256, (3, 5, 4)),
+        rng.integers(0, 10, 3),
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, array in zip(fashion_mnist.FILES, arrays):
+        _write_idx(folder / name, array)
+    return arrays
+
+
+def test_fashion_mnist_reads_idx_files(tmp_path):
+    x_train, y_train, x_test, y_test = _write_fashion(tmp_path)
+    ds = data.load("fashion_mnist", root=tmp_path)
+    assert ds.x_train.shape == (12, 5, 4, 1) and ds.x_test.shape == (3, 5, 4, 1)
+    assert ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.int32
+    np.testing.assert_array_equal(ds.y_train, y_train)
+    np.testing.assert_array_equal(ds.y_test, y_test)
+    mean, std = x_train.mean(), x_train.std()
+    np.testing.assert_allclose(ds.x_train[..., 0], (x_train - mean) / std, atol=1e-5)
+    np.testing.assert_allclose(ds.x_test[..., 0], (x_test - mean) / std, atol=1e-5)
+
+
+def test_fashion_mnist_found_through_environment(tmp_path, monkeypatch):
+    _, y_train, _, _ = _write_fashion(tmp_path / "fashion-mnist", seed=1)
+    monkeypatch.setenv("BAYESJAX_DATA", str(tmp_path))
+    np.testing.assert_array_equal(data.load("fashion-mnist").y_train, y_train)
+
+
+def test_fashion_mnist_absent_message(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"(?s)apt-get install dataset-fashion-mnist.*BAYESJAX_DATA") as info:
+        data.load("fashion_mnist", root=tmp_path / "nowhere")
+    assert str(tmp_path / "nowhere") in str(info.value)
+
+
+def test_fashion_mnist_has_one_split(tmp_path):
+    _write_fashion(tmp_path)
+    with pytest.raises(ValueError, match="1 fixed train/test split"):
+        data.load("fashion_mnist", split=1, root=tmp_path)
+
+
+def test_idx_rejects_other_files(tmp_path):
+    _write_fashion(tmp_path)
+    with gzip.open(tmp_path / fashion_mnist.FILES[0], "wb") as f:
+        f.write(b"\x1f\x00\x08\x03" + bytes(16))
+    with pytest.raises(ValueError, match="not an IDX file"):
+        data.load("fashion_mnist", root=tmp_path)
+
+
+def test_fashion_mnist_installed():
+    try:
+        ds = data.load("fashion_mnist")
+    except FileNotFoundError:
+        pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+    assert ds.x_train.shape == (60000, 28, 28, 1) and ds.x_test.shape == (10000, 28, 28, 1)
+    assert set(np.unique(ds.y_test)) == set(range(10))

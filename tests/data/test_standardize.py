@@ -1,0 +1,31 @@
+"""Tests for bayesjax.data.standardize: statistics of the training split only, inputs and targets."""
+import numpy as np
+import pytest
+
+from bayesjax import data
+
+
+def test_digits_standardized_with_training_statistics_only():
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_digits(return_X_y=True)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, random_state=3, stratify=y)
+    ds = data.load("digits", split=3)
+    mean, std = x_train.mean(), x_train.std()  # one global scalar for images
+    np.testing.assert_allclose(ds.x_train.reshape(len(x_train), -1), (x_train - mean) / std, atol=1e-5)
+    np.testing.assert_allclose(ds.x_test.reshape(len(x_test), -1), (x_test - mean) / std, atol=1e-5)
+    np.testing.assert_array_equal(ds.y_test, y_test)
+    assert abs(ds.x_test.mean()) > 1e-3  # the test part did not enter the statistics
+
+
+def test_diabetes_target_statistics_are_the_training_targets():
+    from sklearn.datasets import load_diabetes
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_diabetes(return_X_y=True)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, random_state=0)
+    ds = data.load("diabetes")
+    assert ds.y_mean == pytest.approx(y_train.mean()) and ds.y_std == pytest.approx(y_train.std())
+    np.testing.assert_allclose(ds.y_test * ds.y_std + ds.y_mean, y_test, rtol=1e-5)
+    np.testing.assert_allclose(ds.x_test, (x_test - x_train.mean(0)) / x_train.std(0), atol=1e-5)

@@ -1,0 +1,64 @@
+"""``run_compare``: every method on a tiny run, the HMC reference, the files written, the 1-D bands path."""
+import csv
+import json
+import math
+
+import pytest
+
+from bayesjax import cli
+from bayesjax.experiments import compare
+
+TINY = ["--steps", "12", "--members", "1", "--samples", "4", "--hidden", "8", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def every_method(tmp_path_factory):
+    """One tiny classification run of every method (digits, 8 hidden units, 12 steps, 1 member or chain)."""
+    out = tmp_path_factory.mktemp("compare")
+    code = cli.main(["compare", "--dataset", "digits", *TINY, "--out", str(out)])
+    return code, out, json.loads((out / "results.json").read_text())
+
+
+def test_every_method_gives_finite_columns(every_method):
+    code, _, results = every_method
+    assert code == 0
+    rows = results["results"]
+    assert [row["method"] for row in rows] == list(compare.METHODS)
+    columns = ["train_seconds", "predict_seconds", "compile_seconds", "accuracy", "nll", "ece", "brier",
+               "ood_auroc", "agreement", "total_variation"]
+    for row in rows:
+        assert list(row) == ["method", *columns]
+        assert all(isinstance(row[c], float) and math.isfinite(row[c]) for c in columns), row
+        assert row["train_seconds"] >= 0 and row["predict_seconds"] >= 0 and row["compile_seconds"] > 0
+        assert 0 <= row["agreement"] <= 1 and 0 <= row["total_variation"] <= 1
+    assert results["reference"] == "hmc" and results["config"]["ood"] == "rot90"
+    assert results["budgets"]["sgld"] == {"steps": 12, "members": 1, "samples": 4}
+
+
+def test_hmc_reference_agrees_with_itself(every_method):
+    hmc = next(row for row in every_method[2]["results"] if row["method"] == "hmc")
+    assert hmc["agreement"] == 1.0 and hmc["total_variation"] == 0.0
+
+
+def test_writes_csv_and_a_reliability_diagram_per_method(every_method):
+    _, out, results = every_method
+    with open(out / "results.csv") as f:
+        table = list(csv.DictReader(f))
+    assert [r["method"] for r in table] == [r["method"] for r in results["results"]]
+    assert float(table[0]["nll"]) == pytest.approx(results["results"][0]["nll"])
+    assert (out / "reliability.png").stat().st_size > 1000
+    for name in compare.METHODS:
+        assert (out / f"reliability_{name}.png").stat().st_size > 1000
+    assert not (out / "bands.png").exists()
+
+
+def test_1d_regression_draws_the_bands(tmp_path, capsys):
+    code = cli.main(["compare", "--dataset", "gap", "--methods", "map,hmc", *TINY, "--out", str(tmp_path)])
+    assert code == 0
+    header = capsys.readouterr().out.splitlines()[0].split()
+    assert header == ["method", "train_seconds", "predict_seconds", "compile_seconds", "rmse", "nll", "gaussian_nll"]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["budgets"]["hmc"] == {"steps": 12, "members": 1, "samples": 4}
+    assert all(math.isfinite(v) for row in results["results"] for k, v in row.items() if k != "method")
+    assert (tmp_path / "bands.png").stat().st_size > 1000
+    assert not list(tmp_path.glob("reliability*.png"))
