@@ -17,11 +17,11 @@ $(STAMP): pyproject.toml
 
 # Two worker processes, whole modules each, so each holds about half the compiled programs: one
 # process compiling the whole suite crashed inside XLA's compiler late in the run (suspected:
-# the kernel's limit of 65,530 memory mappings per process). Then the package's docstring
-# examples (the names they share come from conftest.py); PYTEST_ARGS applies to the first run only.
+# the kernel's limit of 65,530 memory mappings per process). The tests and the package's
+# docstring examples (their shared names come from conftest.py) run in one session.
+TEST_PATHS ?= tests bayesjax
 test: $(STAMP)
-	XLA_FLAGS="$(XLA_TEST_FLAGS)" $(PY) -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
-	XLA_FLAGS="$(XLA_TEST_FLAGS)" $(PY) -m pytest -q -n 2 --dist loadfile --doctest-modules bayesjax
+	XLA_FLAGS="$(XLA_TEST_FLAGS)" $(PY) -m pytest -q -n 2 --dist loadfile --doctest-modules $(TEST_PATHS) $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(VENV)/bin/bayesjax sweep --dataset digits --method sgld --temperatures 1e-3,1e-2,1e-1,1 --seeds 0,1 \
