@@ -15,7 +15,9 @@ without defining them:
 - ``model``: ``bj.models.mlp([16], num_outputs=10)``, ``params`` its initial
   parameters;
 - ``lj``: categorical likelihood, ``gaussian(1.0)`` prior, ``num_data=n``;
-- ``params_map``: ``params`` after 100 full-batch Adam steps on ``lj``.
+- ``params_map``: ``params`` after 100 full-batch Adam steps on ``lj``;
+- ``linear_x``, ``linear_lj``, ``linear_post``: four SGLD chains (60 steps,
+  burn-in 20) on a 3-weight linear regression, the run the diagnostics read.
 """
 import os
 
@@ -63,5 +65,15 @@ def doctest_namespace(doctest_namespace):
         bj=bj, jax=jax, jnp=jnp, np=np, optax=optax, nn=nn, key=key, ds=ds,
         x_train=ds.x_train, y_train=ds.y_train, x_test=ds.x_test, y_test=ds.y_test,
         x=ds.x_train, y=ds.y_train, n=NUM_TRAIN, model=model, params=params, lj=lj,
-        params_map=fit_map(lj, params, (ds.x_train, ds.y_train)))
+        params_map=fit_map(lj, params, (ds.x_train, ds.y_train)), **linear_chains())
     return doctest_namespace
+
+
+def linear_chains() -> dict:
+    """Four SGLD chains on a 3-weight linear regression, the run the diagnostics' examples read."""
+    linear_x = jax.random.normal(jax.random.key(0), (32, 3))
+    linear_lj = bj.log_joint(lambda p, x: x @ p["w"], bj.priors.gaussian(1.0), bj.likelihoods.gaussian(0.5),
+                             num_data=32)
+    linear_post = bj.run(jax.random.key(1), bj.sgld(linear_lj, 1e-3), {"w": jnp.zeros((3, 1))},
+                         (linear_x, linear_x[:, 0]), num_steps=60, num_chains=4, burnin=20, progress=False)
+    return dict(linear_x=linear_x, linear_lj=linear_lj, linear_post=linear_post)

@@ -16,14 +16,7 @@ positions in a sample buffer. The rooms of this package:
 * :mod:`~bayesjax.diagnostics.arviz`: export to ArviZ (:func:`to_arviz`).
 
 Example:
-  >>> import jax, jax.numpy as jnp
-  >>> import bayesjax as bj
-  >>> x = jax.random.normal(jax.random.key(0), (32, 3))
-  >>> lj = bj.log_joint(lambda p, x: x @ p["w"], bj.priors.gaussian(1.0),
-  ...                   bj.likelihoods.gaussian(0.5), num_data=32)
-  >>> post = bj.run(jax.random.key(1), bj.sgld(lj, 1e-3), {"w": jnp.zeros((3, 1))}, (x, x[:, 0]),
-  ...               num_steps=60, num_chains=4, burnin=20, progress=False)
-  >>> draws = bj.diagnostics.chain_samples(post)
+  >>> draws = bj.diagnostics.chain_samples(linear_post)
   >>> bj.diagnostics.split_rhat(draws)["w"].shape, bj.diagnostics.ess(draws)["w"].shape
   ((3, 1), (3, 1))
 """

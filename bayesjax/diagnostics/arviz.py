@@ -82,16 +82,9 @@ def to_arviz(posterior: Posterior, select: Callable[[Params], ArrayTree] | None 
       ImportError: arviz is not installed.
 
     Example:
-      >>> import jax, jax.numpy as jnp
-      >>> import bayesjax as bj
-      >>> x = jax.random.normal(jax.random.key(0), (32, 3))
-      >>> lj = bj.log_joint(lambda p, x: x @ p["w"], bj.priors.gaussian(1.0),
-      ...                   bj.likelihoods.gaussian(0.5), num_data=32)
-      >>> post = bj.run(jax.random.key(1), bj.sgld(lj, 1e-3), {"w": jnp.zeros((3, 1))}, (x, x[:, 0]),
-      ...               num_steps=60, num_chains=4, burnin=20, thin=2, progress=False)
-      >>> idata = bj.diagnostics.to_arviz(post, burnin=20, thin=2)
+      >>> idata = bj.diagnostics.to_arviz(linear_post, burnin=20)
       >>> idata.posterior["w"].shape
-      (4, 20, 3)
+      (4, 40, 3)
     """
     try:
         import arviz as az

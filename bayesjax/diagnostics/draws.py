@@ -97,14 +97,7 @@ def chain_samples(posterior: Posterior) -> Params:
       DivergenceError: every chain diverged.
 
     Example:
-      >>> import jax, jax.numpy as jnp
-      >>> import bayesjax as bj
-      >>> x = jax.random.normal(jax.random.key(0), (32, 3))
-      >>> lj = bj.log_joint(lambda p, x: x @ p["w"], bj.priors.gaussian(1.0),
-      ...                   bj.likelihoods.gaussian(0.5), num_data=32)
-      >>> post = bj.run(jax.random.key(1), bj.sgld(lj, 1e-3), {"w": jnp.zeros((3, 1))}, (x, x[:, 0]),
-      ...               num_steps=60, num_chains=4, burnin=20, progress=False)
-      >>> bj.diagnostics.chain_samples(post)["w"].shape
+      >>> bj.diagnostics.chain_samples(linear_post)["w"].shape
       (4, 40, 3, 1)
     """
     return chain_draws(posterior, "diagnostics")[0]

@@ -63,14 +63,8 @@ def summary(posterior: Posterior, apply: ApplyFn | None = None, x_probe: Array |
       A ``dict[str, float]``.
 
     Example:
-      >>> import jax, jax.numpy as jnp
-      >>> import bayesjax as bj
-      >>> x = jax.random.normal(jax.random.key(0), (32, 3))
-      >>> lj = bj.log_joint(lambda p, x: x @ p["w"], bj.priors.gaussian(1.0),
-      ...                   bj.likelihoods.gaussian(0.5), num_data=32)
-      >>> post = bj.run(jax.random.key(1), bj.sgld(lj, 1e-3), {"w": jnp.zeros((3, 1))}, (x, x[:, 0]),
-      ...               num_steps=60, num_chains=4, burnin=20, progress=False)
-      >>> numbers = bj.diagnostics.summary(post, lj.apply, x[:5], lj.likelihood, burnin=20)
+      >>> numbers = bj.diagnostics.summary(linear_post, linear_lj.apply, linear_x[:5], linear_lj.likelihood,
+      ...                                  burnin=20)
       >>> sorted(numbers)  # doctest: +NORMALIZE_WHITESPACE
       ['ess_min', 'function_ess_min', 'function_rhat_max', 'num_chains', 'num_divergent_chains',
        'num_draws', 'rhat_max', 'step_size']

@@ -76,14 +76,7 @@ def weight_space(posterior: Posterior, select: Callable[[Params], Array] | None 
       ``{"rhat": [...], "ess": [...]}`` arrays shaped like ``select``'s output.
 
     Example:
-      >>> import jax, jax.numpy as jnp
-      >>> import bayesjax as bj
-      >>> x = jax.random.normal(jax.random.key(0), (32, 3))
-      >>> lj = bj.log_joint(lambda p, x: x @ p["w"], bj.priors.gaussian(1.0),
-      ...                   bj.likelihoods.gaussian(0.5), num_data=32)
-      >>> post = bj.run(jax.random.key(1), bj.sgld(lj, 1e-3), {"w": jnp.zeros((3, 1))}, (x, x[:, 0]),
-      ...               num_steps=60, num_chains=4, burnin=20, progress=False)
-      >>> d = bj.diagnostics.weight_space(post, select=lambda p: p["w"][:2, 0])
+      >>> d = bj.diagnostics.weight_space(linear_post, select=lambda p: p["w"][:2, 0])
       >>> d["rhat"].shape, d["ess"].shape
       ((2,), (2,))
     """
@@ -144,14 +137,7 @@ def function_space(posterior: Posterior, apply: ApplyFn, x_probe: Array, likelih
       ``[N]`` (regression).
 
     Example:
-      >>> import jax, jax.numpy as jnp
-      >>> import bayesjax as bj
-      >>> x = jax.random.normal(jax.random.key(0), (32, 3))
-      >>> lj = bj.log_joint(lambda p, x: x @ p["w"], bj.priors.gaussian(1.0),
-      ...                   bj.likelihoods.gaussian(0.5), num_data=32)
-      >>> post = bj.run(jax.random.key(1), bj.sgld(lj, 1e-3), {"w": jnp.zeros((3, 1))}, (x, x[:, 0]),
-      ...               num_steps=60, num_chains=4, burnin=20, progress=False)
-      >>> d = bj.diagnostics.function_space(post, lj.apply, x[:5], lj.likelihood)
+      >>> d = bj.diagnostics.function_space(linear_post, linear_lj.apply, linear_x[:5], linear_lj.likelihood)
       >>> d["rhat"].shape, d["ess"].shape
       ((5,), (5,))
     """
