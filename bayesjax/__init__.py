@@ -31,7 +31,7 @@ from bayesjax.logjoint import LogJoint, log_joint
 from bayesjax.predictive import ClassificationPredictive, RegressionPredictive, predictive
 from bayesjax.run import run
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Algorithm",

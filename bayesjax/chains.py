@@ -52,7 +52,7 @@ def vmap_chains(algorithm: Algorithm, num_chains: int) -> Algorithm:
       so jitted functions taking it as a static argument compile once.
 
     Example:
-      >>> algo = bj.vmap_chains(bj.with_sample_buffer(bj.sgld(lj, 1e-4), 100), 8)
+      >>> algo = bj.vmap_chains(bj.with_sample_buffer(bj.sgld(lj, 0.1), 100), 8)
       >>> state = algo.init(key, params)
       >>> step = jax.jit(algo.step)
       >>> batches = [(x[i:i + 50], y[i:i + 50]) for i in range(0, len(x), 50)]

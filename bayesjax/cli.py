@@ -136,7 +136,8 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--batch-size", type=int, default=128)
     cmp.add_argument("--learning-rate", type=float, default=1e-3, help="Adam (MAP, ensembles, VI)")
     cmp.add_argument("--step-size", type=float, default=None,
-                     help="SG-MCMC step size (default: 0.15 / N, times noise_std^2 in regression; digits: 1.04e-4)")
+                     help="SG-MCMC learning rate per example, on the gradient of the mean loss "
+                          "(default: 0.15, times noise_std^2 in regression)")
     cmp.add_argument("--steps", type=int, default=None, help="steps of every method (default: per method)")
     cmp.add_argument("--members", type=int, default=None, help="members / chains of every method")
     cmp.add_argument("--samples", type=int, default=None, help="predictive draws of every method")
@@ -166,7 +167,9 @@ def _parser() -> argparse.ArgumentParser:
     swp.add_argument("--seeds", type=_ints, default="0,1")
     swp.add_argument("--steps", type=int, default=2000)
     swp.add_argument("--batch-size", type=int, default=128)
-    swp.add_argument("--step-size", type=float, default=1e-4)
+    swp.add_argument("--step-size", type=float, default=0.1,
+                     help="SG-MCMC learning rate per example: it multiplies the gradient of the mean loss "
+                          "(the Langevin step is it / N), so one value serves every data set size")
     swp.add_argument("--friction", type=float, default=0.05)
     swp.add_argument("--num-cycles", type=int, default=4)
     swp.add_argument("--chains", type=int, default=2, help="chains per cell")

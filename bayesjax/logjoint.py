@@ -13,7 +13,9 @@ T < 1 is a cold posterior. T may be a traced array, so a sweep over
 temperatures is one ``jax.vmap``. Methods that weigh the two terms
 themselves (Laplace, online learning, VI) read the factors of this rule from
 :attr:`LogJoint.likelihood_weight` and :attr:`LogJoint.prior_weight`; the
-temperature diagnostics read the energy :meth:`LogJoint.potential`.
+temperature diagnostics read the energy :meth:`LogJoint.potential`, and
+step sizes and optimizers meet the gradient of the per-example
+:meth:`LogJoint.loss` ``U / N`` (the same scale at every N and T).
 """
 from __future__ import annotations
 
@@ -92,6 +94,22 @@ class LogJoint:
         (both minibatch estimates, like :meth:`__call__`).
         """
         return -self.temperature * self(params, batch)
+
+    def loss(self, params: Params, batch: Batch) -> Array:
+        """The per-example loss ``U / N``: what step sizes and optimizers meet.
+
+        Under posterior tempering it is the batch's mean negative
+        log-likelihood minus ``log p(params) / N``, the familiar training loss
+        with weight decay; its gradient keeps its scale at every data size N
+        and every temperature. SG-MCMC learning rates (``lr = eps N``) and the
+        optax optimizers of MAP, SWA(G) and ensembles step along ``-grad loss``.
+        """
+        return self.potential(params, batch) / self.num_data
+
+    def value_and_loss_grad(self, params: Params, batch: Batch) -> tuple[Array, Params]:
+        """The tempered log-joint estimate and ``grad`` of :meth:`loss`, from one backward pass."""
+        loss, grad = jax.value_and_grad(self.loss)(params, batch)
+        return -loss * self.num_data / self.temperature, grad
 
     def full(self, params: Params, data: Batch, chunk_size: int = 1024) -> Array:
         """Exact tempered log-joint on the whole data set, evaluated in chunks.

@@ -71,7 +71,7 @@ def mesh(chains: int | None = None, data: int = 1, devices=None) -> Mesh:
       >>> m = bj.sharding.mesh(chains=2)   # 2 of the devices
       >>> dict(m.shape)
       {'chains': 2, 'data': 1}
-      >>> post = bj.run(key, bj.sgld(lj, 1e-4), params, (x, y), num_steps=20, batch_size=50,
+      >>> post = bj.run(key, bj.sgld(lj, 0.1), params, (x, y), num_steps=20, batch_size=50,
       ...               num_chains=4, mesh=m)   # chains 0-1 on one device, 2-3 on the other
     """
     devices = list(jax.devices() if devices is None else devices)

@@ -19,7 +19,7 @@ import sys
 import tempfile
 
 from _common import emit, run_child, summary, timed
-from _sgld_workload import BATCH_SIZE, HIDDEN, NUM_CLASSES, PRIOR_SCALE, STEP_SIZE, setup
+from _sgld_workload import BATCH_SIZE, HIDDEN, NUM_CLASSES, PRIOR_SCALE, LEARNING_RATE, setup
 
 
 def find_torch_python(torch_python: str | None) -> str | None:
@@ -102,7 +102,7 @@ def measure(data_path: str, num_steps: int, repeats: int, chains: list[int], vma
         log_prior = sum(torch.sum(-0.5 * (p / PRIOR_SCALE) ** 2) for p in params.values())
         return log_lik + log_prior, logits
 
-    transform = posteriors.sgmcmc.sgld.build(log_posterior, lr=STEP_SIZE, temperature=1.0)
+    transform = posteriors.sgmcmc.sgld.build(log_posterior, lr=LEARNING_RATE / num_data, temperature=1.0)
     steps_per_epoch = num_data // BATCH_SIZE
     out = {"torch": torch.__version__, "posteriors": getattr(posteriors, "__version__", "unknown"),
            "torch_threads": torch.get_num_threads(), "steps": num_steps, "vmap_steps": vmap_steps, "chains": {}}
@@ -120,7 +120,7 @@ def measure(data_path: str, num_steps: int, repeats: int, chains: list[int], vma
     def many_chains(num_chains, num_steps=vmap_steps):
         def update(params, xb, yb):
             state = posteriors.sgmcmc.sgld.init(params)
-            new_state, _ = posteriors.sgmcmc.sgld.update(state, (xb, yb), log_posterior, lr=STEP_SIZE)
+            new_state, _ = posteriors.sgmcmc.sgld.update(state, (xb, yb), log_posterior, lr=LEARNING_RATE / num_data)
             return new_state.params
 
         vupdate = torch.func.vmap(update, randomness="different")

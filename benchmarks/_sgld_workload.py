@@ -1,8 +1,8 @@
 """The SGLD workload of ``sgmcmc.py`` and ``scaling.py``: the digits MLP, ``bj.run`` and a hand-written loop.
 
 The 2-hidden-layer MLP (50 units each, 10 outputs) on digits, minibatches of
-128, SGLD with step size 1e-4, Gaussian prior (scale 1), categorical
-likelihood, T = 1:
+128, SGLD with learning rate 0.15 per example (Langevin step eps = 0.15 / N),
+Gaussian prior (scale 1), categorical likelihood, T = 1:
 
     theta <- theta + eps * grad log p(theta | batch) + sqrt(2 eps) xi
 
@@ -12,7 +12,7 @@ child reads the constants here under an interpreter without JAX.
 """
 from __future__ import annotations
 
-STEP_SIZE = 1e-4
+LEARNING_RATE = 0.15
 BATCH_SIZE = 128
 HIDDEN = (50, 50)
 NUM_CLASSES = 10
@@ -34,7 +34,7 @@ def setup():
         bj.likelihoods.categorical(),
         num_data=len(ds.y_train),
     )
-    algo = bj.sgld(lj, STEP_SIZE)
+    algo = bj.sgld(lj, LEARNING_RATE)
     return ds, params, algo
 
 
@@ -75,7 +75,8 @@ def hand_runner(ds, params, num_steps, record=False):
     x = jnp.asarray(ds.x_train.reshape(num_data, -1))
     y = jnp.asarray(ds.y_train)
     steps_per_epoch = num_data // BATCH_SIZE
-    noise_scale = (2 * STEP_SIZE) ** 0.5
+    step_size = LEARNING_RATE / num_data
+    noise_scale = (2 * step_size) ** 0.5
 
     def forward(p, xb):
         h = jax.nn.relu(xb @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"])
@@ -93,7 +94,7 @@ def hand_runner(ds, params, num_steps, record=False):
         leaves, treedef = jax.tree.flatten(p)
         keys = jax.random.split(key, len(leaves))
         noise = treedef.unflatten([jax.random.normal(k, w.shape, w.dtype) for k, w in zip(keys, leaves)])
-        return jax.tree.map(lambda w, g, n: w + STEP_SIZE * g + noise_scale * n, p, grad, noise), value
+        return jax.tree.map(lambda w, g, n: w + step_size * g + noise_scale * n, p, grad, noise), value
 
     @functools.partial(jax.jit, static_argnames=("num_chains",))
     def sample(key, params, x, y, num_chains):

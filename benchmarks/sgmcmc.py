@@ -71,7 +71,7 @@ import _sgld_posteriors
 import _sgld_report
 import scaling
 from _common import emit, loadavg, machine_facts, run_child, summary, timed
-from _sgld_workload import BATCH_SIZE, STEP_SIZE, bayesjax_runner, hand_runner, setup
+from _sgld_workload import BATCH_SIZE, LEARNING_RATE, bayesjax_runner, hand_runner, setup
 
 
 # --------------------------------------------------------------------------- #
@@ -108,7 +108,7 @@ def section_throughput(args, chains, results):
 
     ds, params, algo = setup()
     results["model"] = {"num_params": sum(int(w.size) for w in jax.tree.leaves(params)),
-                        "num_data": int(len(ds.y_train)), "batch_size": BATCH_SIZE, "step_size": STEP_SIZE}
+                        "num_data": int(len(ds.y_train)), "batch_size": BATCH_SIZE, "learning_rate": LEARNING_RATE}
     bj_run = bayesjax_runner(ds, params, algo, args.steps)
     hand_run = hand_runner(ds, params, args.steps)
     impls = {

@@ -44,7 +44,7 @@ PUBLISHED = {  # Lakshminarayanan et al. 2017, Table 1 (Deep Ensembles, M = 5): 
 }
 MEMBERS, EPOCHS, BATCH, PRIOR_SCALE = 5, 40, 32, 0.2
 LEARNING_RATE = {"protein-tertiary-structure": 3e-3}  # else 1e-2
-SGHMC_STEP = 1e-3  # divided by N
+SGHMC_STEP = 1e-3  # learning rate per example
 METHODS = ("ensemble", "multiswag", "laplace", "sghmc")
 
 
@@ -68,7 +68,7 @@ class Setup:
                                               optax.constant_schedule(1e-3)], [pre])
         self.multiswag = bj.multiswag(self.lj, optax.adam(swag_schedule), MEMBERS, init=self.init, start_step=pre,
                                    collect_every=self.steps_per_epoch, rank=10)
-        self.sghmc = bj.sghmc(self.lj, step_size=SGHMC_STEP / n, friction=0.1)
+        self.sghmc = bj.sghmc(self.lj, step_size=SGHMC_STEP, friction=0.1)
 
 
 def evaluate(setup, draws, ds):
@@ -129,7 +129,7 @@ def main():
     parser.add_argument("--datasets", default=",".join(PUBLISHED), help="comma-separated UCI names")
     parser.add_argument("--splits", type=int, default=None, help="first N splits (default: all)")
     parser.add_argument("--methods", default=",".join(METHODS))
-    parser.add_argument("--sghmc-step", type=float, default=SGHMC_STEP, help="SGHMC step size times N")
+    parser.add_argument("--sghmc-step", type=float, default=SGHMC_STEP, help="SGHMC learning rate per example")
     args = parser.parse_args()
     globals()["SGHMC_STEP"] = args.sghmc_step
     methods = args.methods.split(",")

@@ -31,8 +31,8 @@ def test_run_applies_augmentation_per_chain():
     lj = bj.log_joint(model.apply, bj.priors.gaussian(1.0), bj.likelihoods.categorical(), len(ds.y_train))
     params = model.init(jax.random.key(0), ds.x_train[:1])
     kwargs = dict(num_steps=5, batch_size=32, num_chains=2, progress=False)
-    plain = bj.run(jax.random.key(1), bj.map(lj, optax.sgd(1e-3)), params, (ds.x_train, ds.y_train), **kwargs)
-    shifted = bj.run(jax.random.key(1), bj.map(lj, optax.sgd(1e-3)), params, (ds.x_train, ds.y_train),
+    plain = bj.run(jax.random.key(1), bj.map(lj, optax.sgd(0.1)), params, (ds.x_train, ds.y_train), **kwargs)
+    shifted = bj.run(jax.random.key(1), bj.map(lj, optax.sgd(0.1)), params, (ds.x_train, ds.y_train),
                      augment=bj.augment.random_shift(1), **kwargs)
     assert not np.allclose(plain.info.log_joint, shifted.info.log_joint)
     assert np.all(np.isfinite(shifted.info.log_joint))

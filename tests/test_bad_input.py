@@ -21,7 +21,7 @@ def setup():
 
 def make_algo(num_data=30):
     lj = bj.log_joint(MODEL.apply, bj.priors.gaussian(1.0), bj.likelihoods.categorical(), num_data=num_data)
-    return bj.map(lj, optax.sgd(1e-2))
+    return bj.map(lj, optax.sgd(0.3))
 
 
 def run(params, data, compiled, **kw):
@@ -132,7 +132,7 @@ def test_a_chain_that_would_keep_no_sample_is_refused(setup):
     x, y, params = setup
     lj = bj.log_joint(MODEL.apply, bj.priors.gaussian(1.0), bj.likelihoods.categorical(), num_data=len(y))
     with pytest.raises(ValueError, match="no position would be kept"):  # first kept step: 20 + 50 > 40
-        bj.run(jax.random.key(0), bj.sgld(lj, 1e-3), params, (x, y), num_steps=40, burnin=20, thin=50,
+        bj.run(jax.random.key(0), bj.sgld(lj, 0.03), params, (x, y), num_steps=40, burnin=20, thin=50,
                progress=False)
 
 

@@ -21,11 +21,11 @@ def problem():
     return lj, MODEL.init(jax.random.key(0), x[:1]), (x, y)
 
 
-SGD = optax.sgd(1e-3)
+SGD = optax.sgd(0.064)
 BUILDS = {  # every public builder with hashable hyperparameters
-    "sgld": lambda lj: bj.sgld(lj, 5e-5),
-    "sghmc": lambda lj: bj.sghmc(lj, 5e-5),
-    "cyclical_sgld": lambda lj: bj.cyclical_sgld(lj, 5e-5, num_cycles=2, num_steps=20),
+    "sgld": lambda lj: bj.sgld(lj, 3.2e-3),
+    "sghmc": lambda lj: bj.sghmc(lj, 3.2e-3),
+    "cyclical_sgld": lambda lj: bj.cyclical_sgld(lj, 3.2e-3, num_cycles=2, num_steps=20),
     "hmc": lambda lj: bj.hmc(lj, step_size=1e-2, num_integration_steps=2, num_adaptation_steps=2),
     "nuts": lambda lj: bj.nuts(lj, step_size=1e-2, max_num_doublings=2),
     "map": lambda lj: bj.map(lj, SGD),
@@ -59,7 +59,7 @@ def test_a_rebuilt_sampler_runs_without_compiling(problem, build, batch_size):
 
 def test_unhashable_hyperparameters_build_anew(problem):
     lj = problem[0]
-    step_size = jnp.asarray(1e-4)
+    step_size = jnp.asarray(6.4e-3)
     first, second = bj.sgld(lj, step_size), bj.sgld(lj, step_size)
     assert first is not second and first.log_joint is lj
 
@@ -80,7 +80,7 @@ def test_cached_builder_keys_on_every_argument():
 
 def test_builders_declare_their_target_and_retarget_to_another(problem):
     lj, params, (x, y) = problem
-    algo = bj.sgld(lj, 1e-3)
+    algo = bj.sgld(lj, 0.064)
     assert algo.log_joint is lj and algo.markov_chain is True and algo.num_chains is None
     cold = bj.log_joint(lj.apply, lj.prior, lj.likelihood, num_data=64, temperature=0.1)
     moved = algo.retarget(cold)
@@ -88,7 +88,7 @@ def test_builders_declare_their_target_and_retarget_to_another(problem):
     key, state, batch = jax.random.key(2), algo.init(jax.random.key(0), params), (x[:8], y[:8])
     hot_state, _ = jax.jit(algo.step)(key, state, batch)
     cold_state, _ = jax.jit(moved.step)(key, state, batch)
-    expected, _ = jax.jit(bj.sgld(cold, 1e-3).step)(key, state, batch)
+    expected, _ = jax.jit(bj.sgld(cold, 0.064).step)(key, state, batch)
     jax.tree.map(np.testing.assert_array_equal, cold_state, expected)
     assert not np.allclose(hot_state.position["Dense_0"]["kernel"], cold_state.position["Dense_0"]["kernel"])
 

@@ -52,7 +52,7 @@ def test_a_users_loop_over_vmapped_chains_recovers_the_exact_posterior():
 def test_chain_randomness_depends_on_its_index_alone():
     x, y = data()
     batch = (jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32))
-    sgld = bj.sgld(log_joint(), 1e-4)
+    sgld = bj.sgld(log_joint(), 5e-3)
     two, _ = loop(bj.vmap_chains(sgld, 2), jax.random.key(3), batch, 20)
     four, _ = loop(bj.vmap_chains(sgld, 4), jax.random.key(3), batch, 20)
     np.testing.assert_array_equal(two.position["w"], four.position["w"][:2])
@@ -62,7 +62,7 @@ def test_chain_randomness_depends_on_its_index_alone():
 def test_one_trace_one_object_and_bad_counts_refused():
     x, y = data()
     batch = (jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32))
-    sgld = bj.sgld(log_joint(), 1e-4)
+    sgld = bj.sgld(log_joint(), 5e-3)
     algo = bj.vmap_chains(sgld, 3)
     assert bj.vmap_chains(sgld, 3) is algo  # cached: a static jit argument compiles once
     step = jax.jit(chex.assert_max_traces(algo.step, n=1))
@@ -79,5 +79,5 @@ def test_one_trace_one_object_and_bad_counts_refused():
 def test_bj_run_refuses_what_it_would_vmap_twice():
     x, y = data()
     with pytest.raises(ValueError, match="num_chains=3"):
-        bj.run(jax.random.key(0), bj.vmap_chains(bj.sgld(log_joint(), 1e-4), 3), {"w": jnp.zeros(D)}, (x, y),
+        bj.run(jax.random.key(0), bj.vmap_chains(bj.sgld(log_joint(), 5e-3), 3), {"w": jnp.zeros(D)}, (x, y),
                num_steps=5, progress=False)

@@ -35,7 +35,7 @@ def test_mesh_shape_and_errors():
 
 def test_sgld_chains_do_not_depend_on_the_device_count(problem):
     lj, params, data = problem
-    algo = bj.sgld(lj, 1e-3)
+    algo = bj.sgld(lj, 0.064)
     results = []
     for devices in (1, 2, 4):
         mesh = bj.sharding.mesh(chains=devices)
@@ -55,7 +55,7 @@ def test_sgld_chains_do_not_depend_on_the_device_count(problem):
 def test_chains_must_divide_over_the_mesh(problem):
     lj, params, data = problem
     with pytest.raises(ValueError, match="multiple"):
-        bj.run(jax.random.key(1), bj.sgld(lj, 1e-3), params, data, num_steps=2, num_chains=3, progress=False,
+        bj.run(jax.random.key(1), bj.sgld(lj, 0.064), params, data, num_steps=2, num_chains=3, progress=False,
                mesh=bj.sharding.mesh(chains=2))
 
 
@@ -73,7 +73,7 @@ def test_data_sharded_full_batch_gradient_equals_single_device(problem):
 
 def test_full_batch_run_on_a_data_mesh(problem):
     lj, params, data = problem
-    algo = bj.sgld(lj, 1e-3)
+    algo = bj.sgld(lj, 0.064)
     single = bj.run(jax.random.key(3), algo, params, data, num_steps=5, num_chains=2, progress=False)
     sharded = bj.run(jax.random.key(3), algo, params, data, num_steps=5, num_chains=2, progress=False,
                      mesh=bj.sharding.mesh(chains=2, data=2))
@@ -98,7 +98,7 @@ def test_chains_are_placed_on_the_mesh_from_initialization(problem):
     lj, params, (x, y) = problem
     mesh = bj.sharding.mesh(chains=4)
     config = RunConfig(num_steps=4, batch_size=16, num_chains=8, buffer=(2, 0, 1), mesh=mesh)
-    chains = START(bj.sgld(lj, 1e-3), config, jax.random.key(0), params, x.shape[0])
+    chains = START(bj.sgld(lj, 0.064), config, jax.random.key(0), params, x.shape[0])
     for leaf in jax.tree.leaves(chains.states):
         assert leaf.sharding.spec[0] == "chains" and len(leaf.sharding.device_set) == 4
 

@@ -76,12 +76,12 @@ class Settings(NamedTuple):
     Attributes:
       num_steps: steps of the run (cyclical SGLD's schedule, HMC's adaptation: the first half).
       learning_rate: Adam's (MAP, VI, ensemble members, the MAP under Laplace).
-      step_size: SGLD and cyclical SGLD's eps (the start of each cycle).
-      sghmc_step_size: SGHMC's eps (its drift moves at ``sghmc_step_size / friction``).
+      step_size: SGLD and cyclical SGLD's learning rate per example (the start of each cycle).
+      sghmc_step_size: SGHMC's learning rate per example (its drift moves at ``sghmc_step_size / friction``).
       friction: SGHMC's alpha.
       num_cycles: cyclical SGLD's cycles.
       vi_init_scale: q's initial sigma per weight.
-      sgd_learning_rate: SWAG's plain SGD step.
+      sgd_learning_rate: SWAG's SGD learning rate (on the per-example loss).
       steps_per_epoch: SWAG collects about once per epoch.
     """
 

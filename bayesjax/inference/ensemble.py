@@ -366,7 +366,7 @@ def build_multiswag(
     Arguments are those of :func:`bayesjax.inference.swag.build_swag` and :func:`build`.
 
     Example:
-      >>> algo = bj.multiswag(lj, optax.sgd(1e-4, momentum=0.9), num_members=4,
+      >>> algo = bj.multiswag(lj, optax.sgd(0.02, momentum=0.9), num_members=4,
       ...                     init=lambda k: model.init(k, x[:1]), start_step=20, collect_every=4, rank=5)
       >>> post = bj.run(key, algo, params, (x, y), num_steps=40, batch_size=50, progress=False)
       >>> post.sample(key, 40)["Dense_1"]["kernel"].shape   # 10 from each member's Gaussian

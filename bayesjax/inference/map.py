@@ -3,7 +3,7 @@
     theta* = argmax_theta log p_T(theta | D)
 
 the mode of the tempered log-joint (which temperature does not move under
-posterior tempering). The posterior it reports is the point mass at the
+posterior tempering), found by minimizing the per-example loss U / N. The posterior it reports is the point mass at the
 current iterate, so it feeds the same predictive as every other method.
 """
 from __future__ import annotations
@@ -40,10 +40,9 @@ def init(params: Params, optimizer: optax.GradientTransformation) -> MAPState:
 def step(
     state: MAPState, batch: Batch, *, log_joint: LogJoint, optimizer: optax.GradientTransformation
 ) -> tuple[MAPState, MAPInfo]:
-    """One optimizer step ascending the minibatch log-joint."""
-    value, grad = jax.value_and_grad(log_joint)(state.params, batch)
-    neg_grad = jax.tree.map(lambda g: -g, grad)
-    updates, opt_state = optimizer.update(neg_grad, state.opt_state, state.params)
+    """One optimizer step on the per-example loss U / N (:meth:`~bayesjax.logjoint.LogJoint.loss`)."""
+    value, grad = log_joint.value_and_loss_grad(state.params, batch)
+    updates, opt_state = optimizer.update(grad, state.opt_state, state.params)
     return MAPState(optax.apply_updates(state.params, updates), opt_state), MAPInfo(value)
 
 
@@ -58,7 +57,10 @@ def build(log_joint: LogJoint, optimizer: optax.GradientTransformation) -> Algor
 
     Args:
       log_joint: the tempered log-joint to maximize.
-      optimizer: an optax optimizer (it minimizes, so it is fed -grad).
+      optimizer: an optax optimizer. It minimizes the per-example loss
+        U / N = -T log_joint / N (mean negative log-likelihood plus the
+        prior's 1/N share), so ``optax.sgd(0.1)`` means what it means for
+        any JAX training loop, at every data size and temperature.
 
     Example:
       >>> algo = bj.map(lj, optax.adam(1e-3))

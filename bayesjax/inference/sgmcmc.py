@@ -1,16 +1,20 @@
 """Stochastic-gradient MCMC: SGLD, preconditioned SGLD, SGHMC, cyclical SG-MCMC.
 
 All samplers target the tempered posterior of the log-joint,
-log p_T(theta | D) = ``log_joint(theta, batch)`` (temperature and tempering
-mode live in the :class:`~bayesjax.logjoint.LogJoint`). Following Wenzel et al.
-(2020, "How good is the Bayes posterior in deep neural networks really?") the
-step size keeps its meaning across temperatures: with U the untempered
-log-joint (posterior tempering) the drift is unchanged and only the injected
-noise is scaled by sqrt(T),
+p_T(theta | D) ∝ exp(-U(theta) / T) with U = -T ``log_joint`` the potential
+(temperature and tempering mode live in the :class:`~bayesjax.logjoint.LogJoint`).
 
-    theta <- theta + eps * T * grad log p_T(theta) + sqrt(2 eps T) xi,   xi ~ N(0, I),
+**Step sizes are learning rates per example.** A step size lr multiplies the
+gradient of the per-example loss U / N (:meth:`~bayesjax.logjoint.LogJoint.loss`,
+the mean negative log-likelihood plus the prior's 1/N share), the convention
+of Zhang et al. (2020) and Wenzel et al. (2020): the Langevin step on U is
+eps = lr / N. So one learning rate means the same on 1,437 and on 60,000
+examples. Following Wenzel et al. the drift does not change with T; only the
+injected noise is scaled by sqrt(T):
 
-which is Langevin dynamics for p_T with step eps * T. One learning rate is
+    theta <- theta - lr grad (U / N) + sqrt(2 lr T / N) xi,   xi ~ N(0, I),
+
+which is Langevin dynamics for p_T with step eps = lr / N. One learning rate is
 therefore stable from T = 1 down to T = 1e-4. Noise is drawn leaf by leaf
 (``optax.tree_utils.tree_random_like``), so each leaf keeps its sharding.
 """
@@ -30,7 +34,7 @@ from bayesjax.trees import repeat_params
 from bayesjax.types import Array, Batch, Params, PRNGKey
 
 StepSize = float | Array | Callable[[Array], Array]
-"""A constant step size or an optax-style schedule ``count -> step size``."""
+"""A constant learning rate per example or an optax-style schedule ``count -> learning rate``."""
 
 
 class SGLDState(NamedTuple):
@@ -54,7 +58,7 @@ class SGMCMCInfo(NamedTuple):
 
     Attributes:
       log_density: minibatch estimate of the tempered log-joint at the step's start.
-      step_size: the step size used.
+      step_size: the learning rate per example used (the Langevin step is it over N).
       is_sample: False in the exploration phase of cyclical schedules (no
         noise; the sample buffer skips the position).
     """
@@ -72,10 +76,10 @@ def _always_sample(count: Array) -> Array:
     return jnp.ones((), bool)
 
 
-def _scaled_gradient(log_joint: LogJoint, position: Params, batch: Batch) -> tuple[Array, Params]:
-    """The tempered log-joint and T * its gradient (the untempered drift direction)."""
-    value, grad = jax.value_and_grad(log_joint)(position, batch)
-    return value, jax.tree.map(lambda g: log_joint.temperature * g, grad)
+def _drift(log_joint: LogJoint, position: Params, batch: Batch) -> tuple[Array, Params]:
+    """The tempered log-joint and ``-grad U / N``, the drift direction a learning rate multiplies."""
+    value, grad = log_joint.value_and_loss_grad(position, batch)
+    return value, jax.tree.map(jnp.negative, grad)
 
 
 def sgld_init(position: Params, preconditioned: bool = False) -> SGLDState:
@@ -97,10 +101,11 @@ def sgld_step(
 ) -> tuple[SGLDState, SGMCMCInfo]:
     """One (preconditioned) SGLD step (Welling & Teh 2011; Li et al. 2016).
 
-        theta <- theta + eps G T grad log p_T + sqrt(2 eps T G) xi
+        theta <- theta - lr G grad (U / N) + sqrt(2 lr T G / N) xi
 
-    with G = 1 (SGLD) or the RMSprop preconditioner G = 1 / (delta + sqrt(V^)),
-    V <- a V + (1 - a) (T grad log p_T)^2, V^ = V / (1 - a^t) (debiased as in
+    with learning rate lr = ``step_size`` (per example: the Langevin step is
+    lr / N), G = 1 (SGLD) or the RMSprop preconditioner G = 1 / (delta + sqrt(V^)),
+    V <- a V + (1 - a) (grad U / N)^2, V^ = V / (1 - a^t) (debiased as in
     Adam) when ``state.square_avg`` is kept (pSGLD). Like Li et al. this drops
     the Gamma correction term, so pSGLD is biased where G varies: on Bayesian
     linear regression its variances come out larger than the exact ones
@@ -109,10 +114,9 @@ def sgld_step(
     """
     eps = _schedule(step_size)(state.count)
     sampling = is_sample(state.count)
-    value, drift = _scaled_gradient(log_joint, state.position, batch)
-    temperature = log_joint.temperature
+    value, drift = _drift(log_joint, state.position, batch)
     noise = optax.tree_utils.tree_random_like(key, state.position)
-    noise_scale = jnp.where(sampling, jnp.sqrt(2 * eps * temperature), 0.0)
+    noise_scale = jnp.where(sampling, jnp.sqrt(2 * eps * log_joint.temperature / log_joint.num_data), 0.0)
     square_avg = state.square_avg
     if square_avg is None:
         position = jax.tree.map(lambda p, g, n: p + eps * g + noise_scale * n, state.position, drift, noise)
@@ -146,17 +150,18 @@ def sghmc_step(
 ) -> tuple[SGHMCState, SGMCMCInfo]:
     """One SGHMC step (Chen et al. 2014) in the SGD-with-momentum form.
 
-        v     <- (1 - alpha) v + eps T grad log p_T + sqrt(2 alpha eps T) xi
+        v     <- (1 - alpha) v - lr grad (U / N) + sqrt(2 alpha lr T / N) xi
         theta <- theta + v
 
-    with learning rate eps = h^2 and friction alpha = h C for leapfrog step h,
-    friction C and unit mass (Chen et al. 2014, Sec. 3.3; Wenzel et al. 2020).
+    with learning rate per example lr = ``step_size`` = N h^2 and friction
+    alpha = h C for leapfrog step h, friction C and unit mass (Chen et al.
+    2014, Sec. 3.3; Wenzel et al. 2020, whose ``lr`` this is).
     """
     eps = _schedule(step_size)(state.count)
     sampling = is_sample(state.count)
-    value, drift = _scaled_gradient(log_joint, state.position, batch)
+    value, drift = _drift(log_joint, state.position, batch)
     noise = optax.tree_utils.tree_random_like(key, state.position)
-    noise_scale = jnp.where(sampling, jnp.sqrt(2 * friction * eps * log_joint.temperature), 0.0)
+    noise_scale = jnp.where(sampling, jnp.sqrt(2 * friction * eps * log_joint.temperature / log_joint.num_data), 0.0)
     momentum = jax.tree.map(
         lambda v, g, n: (1 - friction) * v + eps * g + noise_scale * n, state.momentum, drift, noise
     )
@@ -196,13 +201,17 @@ def build_sgld(
 
     Args:
       log_joint: the tempered log-joint (minibatch estimate).
-      step_size: eps, a float (may be traced) or an optax schedule.
+      step_size: the learning rate per example lr (a float, may be traced, or
+        an optax schedule): it multiplies the gradient of the per-example
+        loss U / N, so the Langevin step is lr / N. Around 0.1 suits
+        standardized inputs and networks of He-scaled width (the sweep's
+        default); it does not change with N or T.
       preconditioned: RMSprop preconditioning (pSGLD, Li et al. 2016).
       rmsprop_decay: a, the second-moment decay of pSGLD.
       rmsprop_epsilon: delta, the preconditioner's damping.
 
     Example:
-      >>> algo = bj.sgld(lj, step_size=1e-4)
+      >>> algo = bj.sgld(lj, step_size=0.1)
       >>> post = bj.run(key, algo, params_map, (x, y), num_steps=60, batch_size=50,
       ...               num_chains=4, burnin=20, thin=10, progress=False)
       >>> post.sample(key, 16)["Dense_1"]["kernel"].shape   # 4 kept positions per chain
@@ -223,11 +232,12 @@ def build_sghmc(log_joint: LogJoint, step_size: StepSize, friction: float | Arra
 
     Args:
       log_joint: the tempered log-joint (minibatch estimate).
-      step_size: learning rate eps (float, traced array or optax schedule).
+      step_size: the learning rate per example lr (float, traced array or
+        optax schedule) on the gradient of the per-example loss U / N.
       friction: alpha in (0, 1], one minus the momentum coefficient.
 
     Example:
-      >>> algo = bj.sghmc(lj, step_size=1e-5, friction=0.1)
+      >>> algo = bj.sghmc(lj, step_size=0.01, friction=0.1)
       >>> post = bj.run(key, algo, params_map, (x, y), num_steps=40, batch_size=50,
       ...               num_chains=2, burnin=20, progress=False)
     """
@@ -243,7 +253,7 @@ def build_sghmc(log_joint: LogJoint, step_size: StepSize, friction: float | Arra
 
 
 def cyclical_schedule(step_size: float | Array, cycle_length: int) -> Callable[[Array], Array]:
-    """Cosine cycles (Zhang et al. 2020, eq. 1): eps_k = eps_0 / 2 (cos(pi (k mod L) / L) + 1)."""
+    """Cosine cycles (Zhang et al. 2020, eq. 1): lr_k = lr_0 / 2 (cos(pi (k mod L) / L) + 1)."""
     return lambda count: step_size / 2 * (jnp.cos(math.pi * (count % cycle_length) / cycle_length) + 1)
 
 
@@ -267,14 +277,15 @@ def build_cyclical_sgld(
 
     Args:
       log_joint: the tempered log-joint (minibatch estimate).
-      step_size: eps_0, the step size at the start of each cycle.
+      step_size: lr_0, the learning rate per example at the start of each
+        cycle (on the gradient of U / N, as :func:`build_sgld`).
       num_cycles: M, the number of cycles.
       num_steps: K, total steps of the run (pass the same to ``bj.run``).
       exploration_fraction: beta in [0, 1), the exploration share of a cycle.
       friction: None for cyclical SGLD; alpha for cyclical SGHMC.
 
     Example:
-      >>> algo = bj.cyclical_sgld(lj, step_size=1e-3, num_cycles=4, num_steps=40)
+      >>> algo = bj.cyclical_sgld(lj, step_size=0.5, num_cycles=4, num_steps=40)
       >>> post = bj.run(key, algo, params_map, (x, y), num_steps=40, batch_size=50,
       ...               num_chains=2, progress=False)
       >>> post.state.num_collected.tolist()   # the sampling halves of the 4 cycles of 10 steps

@@ -1,7 +1,8 @@
 """Stochastic weight averaging (SWA) and its Gaussian, SWAG.
 
-Both run any optax optimizer on the tempered log-joint (fed ``-grad``, as
-:mod:`bayesjax.inference.map`) and summarize the iterates it visits. After
+Both run any optax optimizer on the per-example loss U / N of the tempered
+log-joint (as :mod:`bayesjax.inference.map`: ``optax.sgd(0.1)`` is a
+learning rate of 0.1 on the mean loss) and summarize the iterates it visits. After
 step ``t`` (counted from 1) with ``t > start_step`` and
 ``(t - start_step) % collect_every == 0`` the new iterate theta_n is
 *collected*:
@@ -146,7 +147,7 @@ def step(
     start_step: int = 0,
     collect_every: int = 1,
 ) -> tuple[SWAState | SWAGState, SWAGInfo]:
-    """One optimizer step ascending the minibatch log-joint, then maybe a collection.
+    """One optimizer step on the per-example loss U / N, then maybe a collection.
 
     The iterate after step ``t = count + 1`` is collected when
     ``t > start_step`` and ``(t - start_step) % collect_every == 0``:
@@ -155,8 +156,8 @@ def step(
     (Welford), and for SWAG the deviation theta - theta_bar enters slot
     ``num_collected % rank`` of the ring buffer.
     """
-    value, grad = jax.value_and_grad(log_joint)(state.params, batch)
-    updates, opt_state = optimizer.update(jax.tree.map(jnp.negative, grad), state.opt_state, state.params)
+    value, grad = log_joint.value_and_loss_grad(state.params, batch)
+    updates, opt_state = optimizer.update(grad, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     count = state.count + 1
     collect = (count > start_step) & ((count - start_step) % collect_every == 0)
@@ -274,7 +275,7 @@ def cyclical_learning_rate(max_rate: float, min_rate: float, cycle_length: int) 
     there with ``collect_every=cycle_length`` and ``start_step`` a multiple of it.
 
     Example:
-      >>> optimizer = optax.sgd(bj.inference.swag.cyclical_learning_rate(1e-2, 1e-4, 100))
+      >>> optimizer = optax.sgd(bj.inference.swag.cyclical_learning_rate(0.5, 0.01, 100))
     """
     check_positive("max_rate", max_rate)
     check_positive("min_rate", min_rate)
@@ -302,7 +303,7 @@ def build_swa(
 
     Args:
       log_joint: the tempered log-joint whose iterates are averaged.
-      optimizer: any optax optimizer (fed -grad); a constant or cyclical rate
+      optimizer: any optax optimizer on the per-example loss U / N; a constant or cyclical rate
         (:func:`cyclical_learning_rate`).
       start_step: steps before the first collection (>= 0).
       collect_every: collect every this many steps after ``start_step``.
@@ -311,7 +312,7 @@ def build_swa(
       An :class:`Algorithm` over :class:`SWAState`; ``sample`` returns copies of the average.
 
     Example:
-      >>> algo = bj.swa(lj, optax.sgd(1e-4, momentum=0.9), start_step=20, collect_every=4)
+      >>> algo = bj.swa(lj, optax.sgd(0.02, momentum=0.9), start_step=20, collect_every=4)
       >>> post = bj.run(key, algo, params_map, (x, y), num_steps=40, batch_size=50, progress=False)
       >>> post.sample(key, 2)["Dense_1"]["bias"].shape   # two copies of the average
       (2, 10)
@@ -348,7 +349,7 @@ def build_swag(
 
     Args:
       log_joint: the tempered log-joint.
-      optimizer: any optax optimizer (fed -grad); Maddox et al. use SGD with a
+      optimizer: any optax optimizer on the per-example loss U / N; Maddox et al. use SGD with a
         constant rate after a pre-training phase.
       start_step: steps before the first collection (>= 0).
       collect_every: collect every this many steps after ``start_step``
@@ -362,7 +363,7 @@ def build_swag(
       An :class:`Algorithm` over :class:`SWAGState` whose ``sample`` draws from the Gaussian.
 
     Example:
-      >>> algo = bj.swag(lj, optax.sgd(1e-4, momentum=0.9), start_step=20, collect_every=4, rank=5)
+      >>> algo = bj.swag(lj, optax.sgd(0.02, momentum=0.9), start_step=20, collect_every=4, rank=5)
       >>> post = bj.run(key, algo, params_map, (x, y), num_steps=40, batch_size=50, progress=False)
       >>> post.sample(key, 30)["Dense_0"]["kernel"].shape
       (30, 64, 16)

@@ -49,7 +49,7 @@ def test_chain_randomness_depends_on_its_index_only(data):
 def test_per_chain_initialization_inside_jit(data):
     model = bj.models.mlp([4], num_outputs=1)
     lj = bj.log_joint(model.apply, bj.priors.gaussian(1.0), bj.likelihoods.gaussian(1.0), num_data=40)
-    post = bj.run(jax.random.key(0), bj.map(lj, optax.sgd(1e-3)), lambda k: model.init(k, data[0][:1]),
+    post = bj.run(jax.random.key(0), bj.map(lj, optax.sgd(0.04)), lambda k: model.init(k, data[0][:1]),
                   data, num_steps=3, num_chains=3, progress=False)
     kernels = np.asarray(post.state.params["Dense_0"]["kernel"])
     assert kernels.shape[0] == 3 and not np.allclose(kernels[0], kernels[1])

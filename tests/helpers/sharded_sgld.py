@@ -12,5 +12,5 @@ def run(mesh):
     x = rng.normal(size=(64, 5)).astype(np.float32)
     y = rng.integers(0, 3, size=64).astype(np.int32)
     lj = bj.log_joint(MODEL.apply, bj.priors.gaussian(1.0), bj.likelihoods.categorical(), num_data=64)
-    return bj.run(jax.random.key(1), bj.sgld(lj, 1e-3), MODEL.init(jax.random.key(0), x[:1]), (x, y),
+    return bj.run(jax.random.key(1), bj.sgld(lj, 0.064), MODEL.init(jax.random.key(0), x[:1]), (x, y),
                   num_steps=20, batch_size=16, num_chains=8, burnin=10, progress=False, mesh=mesh)

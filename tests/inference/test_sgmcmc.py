@@ -25,13 +25,14 @@ def log_joint(temperature=1.0, tempering="posterior"):
     return linear_problem.log_joint(N, temperature, tempering)
 
 
-# Step sizes keep the O(eps * lambda_max) discretization bias (lambda_max ~ N / noise^2 = 400 here) below
-# the Monte Carlo error: SGHMC at eps = 1e-4 has a ~4% variance bias, which 72k draws resolve.
+# Learning rates per example (Langevin steps eps = lr / N) keep the O(eps * lambda_max) discretization bias
+# (lambda_max ~ N / noise^2 = 400 here) below the Monte Carlo error: SGHMC at eps = 1e-4 has a ~4% variance
+# bias, which 72k draws resolve.
 SAMPLERS = {
-    "sgld": lambda lj: bj.sgld(lj, step_size=1e-4),
-    "sghmc": lambda lj: bj.sghmc(lj, step_size=2.5e-5, friction=0.05),
-    "cyclical_sgld": lambda lj: bj.cyclical_sgld(lj, step_size=3e-4, num_cycles=10, num_steps=NUM_STEPS),
-    "cyclical_sghmc": lambda lj: bj.cyclical_sgld(lj, step_size=3e-4, num_cycles=10, num_steps=NUM_STEPS,
+    "sgld": lambda lj: bj.sgld(lj, step_size=0.01),
+    "sghmc": lambda lj: bj.sghmc(lj, step_size=2.5e-3, friction=0.05),
+    "cyclical_sgld": lambda lj: bj.cyclical_sgld(lj, step_size=0.03, num_cycles=10, num_steps=NUM_STEPS),
+    "cyclical_sghmc": lambda lj: bj.cyclical_sgld(lj, step_size=0.03, num_cycles=10, num_steps=NUM_STEPS,
                                                   friction=0.1),
 }
 
@@ -48,9 +49,24 @@ def test_recovers_the_exact_tempered_posterior(data, name, temperature, temperin
         assert_gaussian_moments(chain_draws(post), mean, cov)
 
 
+@pytest.mark.parametrize("num_data", [N, 10 * N])
+def test_one_learning_rate_serves_n_and_10n_examples(num_data):
+    """lr = 0.01 per example is a Langevin step 0.01 / N: the same discretization bias eps * lambda_max at
+    N and 10 N, so both runs recover their own (different) exact posteriors. Full batch: at a fixed lr the
+    minibatch gradient noise grows with N / batch size (the sweep's grad_noise_ratio reports it)."""
+    x, y = linear_problem.data(num_data)
+    with jax.enable_x64(True):
+        lj = linear_problem.log_joint(num_data)
+        post = bj.run(jax.random.key(11), bj.sgld(lj, 0.01), {"w": jnp.zeros(D)}, (x, y), num_steps=NUM_STEPS,
+                      num_chains=4, burnin=BURNIN, progress=False)
+        mean, cov = bj.linear.posterior(x, y, NOISE, PRIOR)
+        assert_gaussian_moments(chain_draws(post), mean, cov)
+
+
 def test_preconditioned_sgld(data):
     # pSGLD drops the Gamma term (Li et al. 2016); with a slowly moving preconditioner that bias stays
-    # within the Monte Carlo error here. RMSprop steps move ~eps per coordinate, so burn-in is long.
+    # within the Monte Carlo error here. RMSprop steps move ~lr per coordinate whatever the gradient's
+    # scale, so burn-in is long.
     x, y = data
     with jax.enable_x64(True):
         algo = bj.sgld(log_joint(), step_size=1e-3, preconditioned=True, rmsprop_decay=0.9999)
@@ -63,7 +79,7 @@ def test_preconditioned_sgld(data):
 def test_minibatch_sgld_at_temperature_one(data):
     x, y = data
     with jax.enable_x64(True):
-        post = bj.run(jax.random.key(2), bj.sgld(log_joint(), 1e-4), {"w": jnp.zeros(D)}, (x, y),
+        post = bj.run(jax.random.key(2), bj.sgld(log_joint(), 0.01), {"w": jnp.zeros(D)}, (x, y),
                       num_steps=NUM_STEPS, batch_size=50, num_chains=4, burnin=BURNIN, progress=False)
         mean, cov = bj.linear.posterior(x, y, NOISE, PRIOR)
         assert_gaussian_moments(chain_draws(post), mean, cov)
@@ -90,7 +106,7 @@ def test_one_step_size_is_stable_from_t1_to_t1e4():
     def run(temperature):
         lj = bj.log_joint(model.apply, bj.priors.gaussian(1.0), bj.likelihoods.categorical(), len(ds.y_train),
                           temperature=temperature)
-        return bj.run(jax.random.key(4), bj.sgld(lj, 1e-4), params, data, num_steps=300, batch_size=128,
+        return bj.run(jax.random.key(4), bj.sgld(lj, 0.15), params, data, num_steps=300, batch_size=128,
                       num_chains=2, burnin=100, progress=False)
 
     for temperature in (1.0, 1e-2, 1e-4):
@@ -107,7 +123,7 @@ def test_divergent_step_size_is_reported_not_returned(data, info_every):
     x, y = data
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        post = bj.run(jax.random.key(5), bj.sgld(log_joint(), step_size=1.0), {"w": jnp.zeros(D)}, (x, y),
+        post = bj.run(jax.random.key(5), bj.sgld(log_joint(), step_size=100.0), {"w": jnp.zeros(D)}, (x, y),
                       num_steps=200, num_chains=3, progress=False, info_every=info_every)
     assert set(post.divergences) == {0, 1, 2} and all(1 <= t <= 200 for t in post.divergences.values())
     assert any(issubclass(w.category, bj.DivergenceWarning) and "chain 0 diverged at step" in str(w.message)
@@ -118,7 +134,7 @@ def test_divergent_step_size_is_reported_not_returned(data, info_every):
 
 def test_a_diverged_chain_is_excluded_from_the_samples(data):
     x, y = data
-    algo = bj.sgld(log_joint(), step_size=1e-4)
+    algo = bj.sgld(log_joint(), step_size=0.01)
     healthy = bj.run(jax.random.key(7), algo, {"w": jnp.zeros(D)}, (x, y), num_steps=50, num_chains=2,
                      progress=False)
     with pytest.warns(bj.DivergenceWarning, match="chain 0 diverged at step 1"):
@@ -134,7 +150,7 @@ def test_a_diverged_chain_is_excluded_from_the_samples(data):
 
 def test_optax_schedule_as_step_size(data):
     x, y = data
-    schedule = optax.polynomial_schedule(1e-4, 1e-5, power=1.0, transition_steps=100)
+    schedule = optax.polynomial_schedule(0.01, 1e-3, power=1.0, transition_steps=100)
     post = bj.run(jax.random.key(9), bj.sgld(log_joint(), schedule), {"w": jnp.zeros(D)}, (x, y),
                   num_steps=100, progress=False)
     np.testing.assert_allclose(post.info.step_size[:, 0], schedule(np.arange(100)), rtol=1e-5)
@@ -142,13 +158,13 @@ def test_optax_schedule_as_step_size(data):
 
 def test_cyclical_collects_only_in_sampling_phases(data):
     x, y = data
-    algo = bj.cyclical_sgld(log_joint(), step_size=1e-4, num_cycles=4, num_steps=400, exploration_fraction=0.75)
+    algo = bj.cyclical_sgld(log_joint(), step_size=0.01, num_cycles=4, num_steps=400, exploration_fraction=0.75)
     post = bj.run(jax.random.key(10), algo, {"w": jnp.zeros(D)}, (x, y), num_steps=400, progress=False)
     assert int(post.state.num_collected[0]) == 4 * 25
     is_sample = np.asarray(post.info.is_sample[:, 0]).reshape(4, 100)
     assert not is_sample[:, :75].any() and is_sample[:, 75:].all()
     step_size = np.asarray(post.info.step_size[:, 0]).reshape(4, 100)
-    np.testing.assert_allclose(step_size[:, 0], 1e-4)  # each cycle restarts at eps_0
+    np.testing.assert_allclose(step_size[:, 0], 0.01)  # each cycle restarts at lr_0
     assert np.all(np.diff(step_size, axis=1) <= 0)
 
 

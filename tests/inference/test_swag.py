@@ -103,7 +103,7 @@ def trajectory(algo, params, data, num_steps):
 
 def test_swa_averages_the_collected_sgd_iterates():
     lj, params, data = small_problem()
-    optimizer = optax.sgd(1e-3, momentum=0.9)
+    optimizer = optax.sgd(0.024, momentum=0.9)
     swa_states = trajectory(build_swa(lj, optimizer, start_step=3, collect_every=2), params, data, 12)
     map_states = trajectory(bj.map(lj, optimizer), params, data, 12)
     collected = [map_states[t - 1][0].params for t in (5, 7, 9, 11)]  # t > 3 and (t - 3) % 2 == 0
@@ -122,7 +122,7 @@ def test_swa_averages_the_collected_sgd_iterates():
 
 def test_swag_moments_and_ring_buffer_match_a_direct_computation():
     lj, params, data = small_problem()
-    algo = build_swag(lj, optax.sgd(1e-3, momentum=0.9), start_step=1, collect_every=1, rank=3)
+    algo = build_swag(lj, optax.sgd(0.024, momentum=0.9), start_step=1, collect_every=1, rank=3)
     states = trajectory(algo, params, data, 8)
     flat = lambda tree: np.concatenate([np.asarray(tree["b"]), np.asarray(tree["w"])], -1)  # leaf order: b, w
     iterates = np.stack([flat(s.params) for s, _ in states[1:]])  # collections 1..7
@@ -237,7 +237,7 @@ def test_cyclical_learning_rate_reaches_its_minimum_at_each_cycle_end():
 
 def test_swag_in_the_driver():
     lj, params, data = small_problem()
-    algo = build_swag(lj, optax.sgd(1e-3, momentum=0.9), start_step=10, collect_every=3, rank=5)
+    algo = build_swag(lj, optax.sgd(0.024, momentum=0.9), start_step=10, collect_every=3, rank=5)
     post = bj.run(jax.random.key(0), algo, params, data, num_steps=40, batch_size=8, num_chains=2, progress=False)
     assert post.state.deviations["w"].shape == (2, 5, 3)
     np.testing.assert_array_equal(post.state.num_collected, [10, 10])

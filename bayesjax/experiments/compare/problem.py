@@ -19,7 +19,7 @@ from bayesjax.trees import num_params
 from bayesjax.types import Params, PRNGKey
 
 SGMCMC_RATE = 0.15
-"""Per-example SG-MCMC step (see :meth:`Problem.rate`): 1.04e-4 on digits' 1,437 training images."""
+"""SG-MCMC learning rate per example (see :meth:`Problem.rate`)."""
 
 
 class Problem(NamedTuple):
@@ -70,20 +70,20 @@ class Problem(NamedTuple):
         return min(self.config.batch_size, self.num_data)
 
     def rate(self, per_example: float) -> float:
-        """A plain gradient step's size for a per-example learning rate.
+        """A learning rate per example for the task's curvature.
 
-        The log-joint sums over N examples and a Gaussian likelihood's
-        curvature per example is ``noise_std**-2`` (a categorical's at most
-        1/4), so SG-MCMC and SWAG's SGD take ``per_example / N`` steps, times
-        ``noise_std**2`` in regression: one default for any data set size and
-        either task.
+        SG-MCMC and SWAG's SGD step along the per-example loss
+        (:meth:`~bayesjax.logjoint.LogJoint.loss`), whose curvature is a
+        Gaussian likelihood's ``noise_std**-2`` per example (a categorical's
+        at most 1/4), so regression takes ``per_example * noise_std**2``:
+        one default for either task.
         """
         curvature = 1.0 if self.dataset.task == "classification" else self.config.noise_std**-2
-        return per_example / (self.num_data * curvature)
+        return per_example / curvature
 
     @property
     def step_size(self) -> float:
-        """SG-MCMC step size: ``config.step_size``, else :data:`SGMCMC_RATE` per example."""
+        """SG-MCMC learning rate per example: ``config.step_size``, else :data:`SGMCMC_RATE`."""
         return self.config.step_size or self.rate(SGMCMC_RATE)
 
 

@@ -42,7 +42,7 @@ class SweepConfig:
     seeds: tuple[int, ...] = (0, 1)
     num_steps: int = 2000
     batch_size: int = 128
-    step_size: float = 1e-4
+    step_size: float = 0.1
     friction: float = 0.05
     num_cycles: int = 4
     num_chains: int = 2

@@ -74,7 +74,7 @@ def sgmcmc_checks(lj, config, algorithm, states, info, key, x, y, *, momentum: b
     """
     grad_potential = jax.grad(lj.potential)
     noise_key, sample_key = jax.random.split(key)
-    step_size = info.step_size[-1]
+    step_size = info.step_size[-1] / lj.num_data  # the Langevin step eps = lr / N of a learning rate per example
     friction = config.friction if momentum else 1.0
 
     def chain_noise_ratio(position, eps, chain_key):

@@ -64,14 +64,19 @@ def step(
     local_reparametrization: bool = False,
     kl_weight: KLWeight = 1.0,
 ) -> tuple[State, VIInfo]:
-    """One stochastic-gradient ascent step on the tempered ELBO (see :mod:`.objective`)."""
+    """One stochastic-gradient ascent step on the tempered ELBO (see :mod:`.objective`).
+
+    The optimizer meets the per-example negative ELBO ``-T ELBO / N``, the
+    scale of :meth:`~bayesjax.logjoint.LogJoint.loss`, so a learning rate
+    means the same at every data size N and temperature T.
+    """
     terms, grads, grad_variance = elbo_value_and_grad(
         key, state, batch, log_joint=log_joint, family=family, num_mc_samples=num_mc_samples,
         local_reparametrization=local_reparametrization, kl_weight=kl_weight,
     )
     phi = variational(state, family)
-    neg_grads = jax.tree.map(jnp.negative, grads)
-    updates, opt_state = optimizer.update(neg_grads, state.opt_state, phi)
+    per_example = -log_joint.temperature / log_joint.num_data
+    updates, opt_state = optimizer.update(jax.tree.map(lambda g: per_example * g, grads), state.opt_state, phi)
     state = with_variational(state, family, optax.apply_updates(phi, updates))
     state = state._replace(opt_state=opt_state, count=state.count + 1)
     kl = -(terms.expected_log_prior + terms.entropy)

@@ -29,7 +29,7 @@ def reference(tmp_path_factory):
 
 def test_the_grid_compiles_the_step_once(tmp_path, monkeypatch):
     traces = count_step_traces(monkeypatch, "sgld")
-    config = dataclasses.replace(CONFIG, step_size=0.9e-4)  # not compiled by another test yet
+    config = dataclasses.replace(CONFIG, step_size=0.13)  # not compiled by another test yet
     with pytest.warns(UserWarning):
         records = sweep.run_sweep(config, tmp_path, progress=True, cells_per_chunk=2)  # 3 calls of one compile
     assert len(records) == 6 and len(traces) == 1
@@ -103,7 +103,7 @@ def test_a_changed_configuration_never_reuses_cells(tmp_path):
     small = dataclasses.replace(CONFIG, temperatures=(1.0,), seeds=(0,))
     with pytest.warns(UserWarning):
         sweep.run_sweep(small, tmp_path, progress=False)
-        sweep.run_sweep(dataclasses.replace(small, step_size=2e-4), tmp_path, progress=False)
+        sweep.run_sweep(dataclasses.replace(small, step_size=0.2), tmp_path, progress=False)
     assert len(list((tmp_path / "cells").glob("*.json"))) == 2
 
 
