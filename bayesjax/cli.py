@@ -71,7 +71,8 @@ def sweep_command(args) -> list[dict]:
             dataset=args.dataset, method=args.method, model=args.model, hidden=_ints(args.hidden),
             likelihood=args.likelihood, tempering=args.tempering, augment=augment,
             temperatures=args.temperatures, seeds=args.seeds, num_steps=args.steps, batch_size=args.batch_size,
-            step_size=args.step_size, friction=args.friction, num_cycles=args.num_cycles, num_chains=args.chains,
+            step_size=args.step_size, friction=args.friction, num_cycles=args.num_cycles,
+            epochs_per_cycle=args.epochs_per_cycle, num_chains=args.chains, prior=args.prior,
             burnin=args.burnin if args.burnin is not None else args.steps // 2, thin=args.thin,
             num_predictive_samples=args.samples, prior_scale=args.prior_scale, ood=args.ood, split=args.split,
             data_root=args.data_root, learning_rate=args.learning_rate, laplace_predictive=args.laplace_predictive,
@@ -107,9 +108,20 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _preset_defaults(argv: list[str] | None) -> dict:
+    """The flag defaults of ``--preset NAME`` when ``argv`` names one (else none)."""
+    from bayesjax.experiments.sweep.presets import PRESETS
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--preset", choices=sorted(PRESETS), default=None)
+    known, _ = pre.parse_known_args(argv)
+    return {} if known.preset is None else PRESETS[known.preset]
+
+
+def _parser(sweep_defaults: dict | None = None) -> argparse.ArgumentParser:
     from bayesjax.experiments.compare.config import HMC_MAX_PARAMS
     from bayesjax.experiments.recipes import describe_methods
+    from bayesjax.experiments.sweep.presets import PRESETS
 
     parser = argparse.ArgumentParser(prog="bayesjax", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -152,11 +164,14 @@ def _parser() -> argparse.ArgumentParser:
     cmp.set_defaults(func=compare_command)
 
     swp = commands.add_parser("sweep", help="cold-posterior temperature x seed sweep")
+    swp.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                     help="the research protocol's settings (see bayesjax.experiments.sweep.presets); "
+                          "flags given with it override them")
     swp.add_argument("--dataset", default="digits")
     swp.add_argument("--split", type=int, default=0)
     swp.add_argument("--data-root", default=None)
     swp.add_argument("--method", default="sgld", help="a name in bayesjax.experiments.sweep.METHODS: sgld, sghmc, "
-                     "cyclical_sgld, meanfield_vi, laplace_diag, laplace_kfac, laplace_last_layer")
+                     "cyclical_sgld, cyclical_sghmc, meanfield_vi, laplace_diag, laplace_kfac, laplace_last_layer")
     swp.add_argument("--model", choices=["mlp", "cnn"], default="mlp")
     swp.add_argument("--hidden", default="50,50")
     swp.add_argument("--likelihood", default="categorical", help="categorical or noisy_dirichlet")
@@ -172,10 +187,14 @@ def _parser() -> argparse.ArgumentParser:
                           "(the Langevin step is it / N), so one value serves every data set size")
     swp.add_argument("--friction", type=float, default=0.05)
     swp.add_argument("--num-cycles", type=int, default=4)
+    swp.add_argument("--epochs-per-cycle", type=int, default=None,
+                     help="cyclical methods: cycles of this many epochs, one draw at the end of each")
     swp.add_argument("--chains", type=int, default=2, help="chains per cell")
     swp.add_argument("--burnin", type=int, default=None, help="default: half the steps")
     swp.add_argument("--thin", type=int, default=50)
     swp.add_argument("--samples", type=int, default=20, help="buffered samples per chain and predictive draws")
+    swp.add_argument("--prior", choices=["isotropic", "gaussian", "laplace", "student_t"], default="isotropic",
+                     help="isotropic N(0, prior_scale^2), or He-scaled per layer (Fortuin et al. 2021)")
     swp.add_argument("--prior-scale", type=float, default=1.0)
     swp.add_argument("--learning-rate", type=float, default=1e-3, help="Adam (VI, and the MAP under Laplace)")
     swp.add_argument("--laplace-predictive", choices=["glm", "mc"], default="glm")
@@ -183,19 +202,21 @@ def _parser() -> argparse.ArgumentParser:
     swp.add_argument("--chunk", type=int, default=None, help="cells per compiled call (keep it when resuming)")
     swp.add_argument("--out", default="results/sweep")
     swp.add_argument("--quiet", action="store_true")
-    swp.set_defaults(func=sweep_command)
+    swp.set_defaults(func=sweep_command, **(sweep_defaults or {}))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser(_preset_defaults(argv)).parse_args(argv)
     from bayesjax.sharding import use_all_cpu_cores
 
     use_all_cpu_cores()
     _enable_compilation_cache()
+    from bayesjax.driver.posterior import DivergenceError
+
     try:
         rows = args.func(args)
-    except (ValueError, FileNotFoundError, ImportError) as error:
+    except (ValueError, FileNotFoundError, ImportError, DivergenceError) as error:
         print(f"bayesjax: error: {error}", file=sys.stderr)
         return 2
     print(format_table(rows))

@@ -110,12 +110,19 @@ def gaussian(scale: float | Array = 1.0) -> Prior:
 
 
 _LAYERWISE_GAINS = {"xavier": None, "glorot": None, "lecun": 1.0, "he": 2.0}
+LAYERWISE_FAMILIES = ("gaussian", "laplace", "student_t")
+"""The densities :func:`layerwise` scales per layer."""
+
+
+def _laplace_log_density(x: Array, s: Array) -> Array:
+    return jstats.laplace.logpdf(x, 0.0, s)
 
 
 def layerwise(
-    init: str = "he", weight_scale: float = 1.0, bias_scale: float = 1.0
+    init: str = "he", weight_scale: float = 1.0, bias_scale: float = 1.0, family: str = "gaussian",
+    df: float = 3.0,
 ) -> Prior:
-    """Gaussian prior whose weight variances follow an initialization scheme.
+    """A factorized prior whose per-layer scales follow an initialization scheme.
 
     Each kernel ``W_l`` (a leaf with ``ndim >= 2``) gets
     ``W_l ~ N(0, a_l^2 I)`` and each bias (``ndim <= 1``)
@@ -132,16 +139,24 @@ def layerwise(
     ``[kh, kw, c_in, c_out]`` gives ``n_in = kh kw c_in`` and
     ``n_out = kh kw c_out``.
 
+    With ``family="laplace"`` or ``"student_t"`` the same a_l (and
+    ``bias_scale``) is the scale parameter of a Laplace or Student-t density
+    (:func:`laplace`, :func:`student_t`) instead of the Gaussian's standard
+    deviation: the heavy-tailed priors of Fortuin et al. (2021), "Bayesian
+    Neural Network Priors Revisited", scaled per layer like the Gaussian.
+
     Args:
       init: ``"he"``, ``"lecun"`` or ``"xavier"`` (alias ``"glorot"``).
-      weight_scale: multiplies every kernel's standard deviation.
-      bias_scale: standard deviation of every bias.
+      weight_scale: multiplies every kernel's scale.
+      bias_scale: the scale of every bias.
+      family: ``"gaussian"``, ``"laplace"`` or ``"student_t"``.
+      df: the Student-t's degrees of freedom nu.
 
     Returns:
-      The :class:`Prior`, with ``stddev``.
+      The :class:`Prior` (with ``stddev`` when Gaussian).
 
     Raises:
-      ValueError: for an unknown ``init`` or a non-positive concrete scale.
+      ValueError: for an unknown ``init`` or ``family``, or a non-positive concrete scale.
 
     Example:
       >>> prior = layerwise("he")
@@ -154,8 +169,11 @@ def layerwise(
         raise ValueError(
             f"Unknown init {init!r}; choose one of {sorted(_LAYERWISE_GAINS)}."
         )
+    if family not in LAYERWISE_FAMILIES:
+        raise ValueError(f"Unknown family {family!r}; choose one of {LAYERWISE_FAMILIES}.")
     check_positive("weight_scale", weight_scale)
     check_positive("bias_scale", bias_scale)
+    check_positive("df", df)
     gain = _LAYERWISE_GAINS[init]
 
     def scale_of(leaf: Any) -> Any:
@@ -167,6 +185,11 @@ def layerwise(
         variance = 2.0 / (fan_in + fan_out) if gain is None else gain / fan_in
         return weight_scale * math.sqrt(variance)
 
+    if family == "laplace":
+        return _location_scale(scale_of, _laplace_log_density, jax.random.laplace, gaussian=False)
+    if family == "student_t":
+        return _location_scale(scale_of, lambda x, s: jstats.t.logpdf(x, df, 0.0, s),
+                               lambda key, shape, dtype: jax.random.t(key, df, shape, dtype), gaussian=False)
     return _location_scale(scale_of, _normal_log_density, _normal_sampler, gaussian=True)
 
 
@@ -192,7 +215,7 @@ def laplace(scale: float | Array = 1.0) -> Prior:
     check_positive("scale", scale)
     return _location_scale(
         lambda leaf: scale,
-        lambda x, s: jstats.laplace.logpdf(x, 0.0, s),
+        _laplace_log_density,
         jax.random.laplace,
         gaussian=False,
     )

@@ -82,3 +82,14 @@ def test_sweep_writes_tables_and_figure(tmp_path, capsys):
     assert len(payload["cells"]) == 2 and payload["config"]["method"] == "sgld"
     assert (tmp_path / "results.csv").read_text().count("\n") == 3
     assert (tmp_path / "sweep.png").stat().st_size > 1000
+
+
+def test_a_preset_fills_the_protocol_and_given_flags_override_it():
+    argv = ["sweep", "--preset", "fmnist-cnn", "--seeds", "0", "--steps", "100"]
+    args = cli._parser(cli._preset_defaults(argv)).parse_args(argv)
+    assert (args.dataset, args.model, args.method, args.prior, args.augment) == (
+        "fashion_mnist", "cnn", "cyclical_sghmc", "gaussian", "both")
+    assert len(args.temperatures) == 17 and args.epochs_per_cycle == 3
+    assert args.seeds == (0,) and args.steps == 100  # given flags win
+    plain = cli._parser(cli._preset_defaults(["sweep"])).parse_args(["sweep"])
+    assert (plain.dataset, plain.method, plain.prior) == ("digits", "sgld", "isotropic")

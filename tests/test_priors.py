@@ -138,6 +138,20 @@ def test_layerwise_empirical_std():
             )
 
 
+@pytest.mark.parametrize("family", ["laplace", "student_t"])
+def test_layerwise_heavy_tailed_families_scale_per_layer(family):
+    """The He scale a_l of each leaf is the Laplace / Student-t scale parameter: log_prob matches scipy."""
+    params = _TREES[next(iter(_TREES))]
+    prior = priors.layerwise("he", _WEIGHT_SCALE, _BIAS_SCALE, family=family, df=4.0)
+    assert prior.stddev is None
+    density = {"laplace": lambda e: stats.laplace(0.0, e), "student_t": lambda e: stats.t(4.0, 0.0, e)}[family]
+    expected = sum(density(_expected_layerwise_std(leaf.shape, "he")).logpdf(np.asarray(leaf, np.float64)).sum()
+                   for leaf in jax.tree.leaves(params))
+    np.testing.assert_allclose(jax.jit(prior.log_prob)(params), expected, rtol=1e-5)
+    with pytest.raises(ValueError, match="family"):
+        priors.layerwise("he", family="cauchy")
+
+
 def test_layerwise_unknown_init_lists_choices():
     with pytest.raises(ValueError, match="he.*lecun.*xavier"):
         priors.layerwise("kaiming-uniform")

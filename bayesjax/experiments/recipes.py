@@ -159,6 +159,11 @@ def build_cyclical_sgld(lj: LogJoint, settings: Settings) -> Algorithm:
     return sgmcmc.build_cyclical_sgld(lj, settings.step_size, settings.num_cycles, settings.num_steps)
 
 
+def build_cyclical_sghmc(lj: LogJoint, settings: Settings) -> Algorithm:
+    return sgmcmc.build_cyclical_sgld(lj, settings.sghmc_step_size, settings.num_cycles, settings.num_steps,
+                                      friction=settings.friction)
+
+
 def build_hmc(lj: LogJoint, settings: Settings) -> Algorithm:
     """Full-batch HMC, :data:`HMC_LEAPFROG_STEPS` leapfrog steps, window adaptation in the first half."""
     return hmc.build_hmc(lj, step_size=HMC_STEP_SIZE, num_integration_steps=HMC_LEAPFROG_STEPS,
@@ -191,6 +196,9 @@ METHODS: dict[str, Recipe] = {
     "cyclical_sgld": Recipe(build_cyclical_sgld, "chains", Budget(2000, 4, 100),
                             f"{CYCLES} cosine cycles from --step-size, sampling phases kept", burnin=0.0,
                             sampled_fraction=0.5, sweep_models=("mlp", "cnn")),
+    "cyclical_sghmc": Recipe(build_cyclical_sghmc, "chains", Budget(2000, 4, 100),
+                             f"{CYCLES} cosine cycles, SGHMC's drift and friction, sampling phases kept", burnin=0.0,
+                             sampled_fraction=0.5, momentum=True, sweep_models=("mlp", "cnn")),
     "hmc": Recipe(build_hmc, "chains", Budget(1000, 2, 100),
                   f"full batch, {HMC_LEAPFROG_STEPS} leapfrog steps, adapts in the first half; the reference",
                   full_batch=True),

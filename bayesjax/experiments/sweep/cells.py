@@ -17,7 +17,7 @@ from bayesjax.logjoint import log_joint
 from bayesjax.trees import all_finite
 
 METRICS = ("accuracy", "nll", "ece", "brier", "ood_auroc")
-DIAGNOSTICS = CHECKS + ("diverged_chains",)
+DIAGNOSTICS = CHECKS + ("diverged_chains", "diverged_at")
 
 
 class Setup(NamedTuple):
@@ -45,11 +45,25 @@ def evaluate(pred, pred_ood, y_test) -> dict:
     }
 
 
-def _num_diverged(states) -> jax.Array:
-    """Chains whose sample buffer saw a divergence, or fits whose final state is not finite."""
+def prior_of(config: SweepConfig) -> priors.Prior:
+    """The configuration's prior (see :data:`~bayesjax.experiments.sweep.config.PRIORS`)."""
+    if config.prior == "isotropic":
+        return priors.gaussian(config.prior_scale)
+    return priors.layerwise("he", config.prior_scale, family=config.prior)
+
+
+def divergence(states) -> tuple[jax.Array, jax.Array]:
+    """How many chains or fits diverged, and the first step at which one did.
+
+    Chains: their sample buffers' ``diverged_at`` (steps from 1). Fits keep no
+    step: a non-finite final state reports step 0. No divergence: step -1.
+    """
     if isinstance(states, BufferedState):
-        return jnp.sum(states.diverged_at >= 0)
-    return jnp.sum(~jax.vmap(all_finite)(states))
+        diverged = states.diverged_at >= 0
+        first = jnp.min(jnp.where(diverged, states.diverged_at, jnp.iinfo(jnp.int32).max))
+        return jnp.sum(diverged), jnp.where(jnp.any(diverged), first, -1)
+    diverged = ~jax.vmap(all_finite)(states)
+    return jnp.sum(diverged), jnp.where(jnp.any(diverged), 0, -1)
 
 
 def cell(setup: Setup, temperature, seed, x, y, x_test, y_test, x_ood, bar_id) -> dict:
@@ -62,11 +76,13 @@ def cell(setup: Setup, temperature, seed, x, y, x_test, y_test, x_ood, bar_id) -
     recipe = METHODS[c.method]
     chains = recipe.kind == "chains"
     lik = LIKELIHOODS[c.likelihood]()
-    lj = log_joint(setup.model.apply, priors.gaussian(c.prior_scale), lik, setup.num_data,
+    lj = log_joint(setup.model.apply, prior_of(c), lik, setup.num_data,
                    temperature=temperature, tempering=c.tempering)
     algorithm = recipe.build(lj, settings(lj, c))
     run_key, sample_key, check_key = jax.random.split(jax.random.key(seed), 3)
     buffer = (c.num_predictive_samples, c.burnin, c.thin) if chains else None
+    if c.epochs_per_cycle is not None:  # one draw at the end of every cycle
+        buffer = (c.num_predictive_samples, 0, c.cycles(setup.num_data)[1])
     config = RunConfig(c.num_steps, c.batch_size, c.num_chains if chains else 1, buffer,
                        init_fn=lambda k: setup.model.init(k, x[:1]), augment=setup.augment,
                        progress_every=setup.progress_every)
@@ -83,7 +99,12 @@ def cell(setup: Setup, temperature, seed, x, y, x_test, y_test, x_ood, bar_id) -
         record.update(sgmcmc_checks(lj, c, algorithm, states, info, check_key, x, y, momentum=recipe.momentum))
     else:
         record.update({name: jnp.full((), jnp.nan, record["nll"].dtype) for name in CHECKS})
-    record["diverged_chains"] = _num_diverged(states)
+    num_diverged, record["diverged_at"] = divergence(states)
+    # A cell that lost a chain or fit is not a sample of its temperature: its metrics are NaN, never the
+    # numbers of whatever the surviving or non-finite parameters happen to predict.
+    record = {name: jnp.where(num_diverged > 0, jnp.nan, value) if name in METRICS else value
+              for name, value in record.items()}
+    record["diverged_chains"] = num_diverged
     return record
 
 

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from bayesjax import likelihoods
+from bayesjax import likelihoods, priors
 from bayesjax.checks import check_int, check_positive
 from bayesjax.experiments import recipes
 from bayesjax.experiments.ood import OOD_SHIFTS
@@ -16,6 +16,9 @@ from bayesjax.logjoint import TEMPERINGS
 WENZEL_TEMPERATURES = tuple(float(10.0**x) for x in np.arange(-4.0, 0.01, 0.25))
 LIKELIHOODS = {"categorical": likelihoods.categorical, "noisy_dirichlet": likelihoods.noisy_dirichlet}
 LAPLACE_PREDICTIVES = ("glm", "mc")
+PRIORS = ("isotropic",) + priors.LAYERWISE_FAMILIES
+"""``isotropic``: N(0, prior_scale^2) on every weight; the others He-scaled per layer
+(:func:`bayesjax.priors.layerwise`, weight_scale = prior_scale; Student-t with 3 degrees of freedom)."""
 METHODS: dict[str, recipes.Recipe] = {name: recipe for name, recipe in recipes.METHODS.items() if recipe.sweep_models}
 """The methods a sweep runs: the recipes with ``sweep_models`` (see :mod:`bayesjax.experiments.sweep.methods`)."""
 
@@ -25,7 +28,8 @@ class SweepConfig:
     """Everything that defines a sweep's numbers (and so its cells' identity).
 
     ``step_size``, ``friction``, ``num_cycles``, ``num_chains``, ``burnin`` and
-    ``thin`` drive the SG-MCMC methods; ``learning_rate`` is Adam's for the
+    ``thin`` drive the SG-MCMC methods (``step_size`` is a learning rate per
+    example, see :mod:`bayesjax.inference.sgmcmc`); ``learning_rate`` is Adam's for the
     methods that optimize (VI's ELBO, Laplace's MAP); ``laplace_predictive``
     is ``"glm"`` (linearized, probit link, as ``bayesjax compare``) or ``"mc"``
     (weight draws). See :data:`METHODS`.
@@ -45,12 +49,14 @@ class SweepConfig:
     step_size: float = 0.1
     friction: float = 0.05
     num_cycles: int = 4
+    epochs_per_cycle: int | None = None
     num_chains: int = 2
     burnin: int = 1000
     thin: int = 50
     learning_rate: float = 1e-3
     laplace_predictive: str = "glm"
     num_predictive_samples: int = 20
+    prior: str = "isotropic"
     prior_scale: float = 1.0
     ood: str = "rot90"
     split: int = 0
@@ -73,6 +79,11 @@ class SweepConfig:
         if self.model not in METHODS[self.method].sweep_models:
             raise ValueError(f"method {self.method!r} supports the models {METHODS[self.method].sweep_models}, "
                              f"not {self.model!r}")
+        if self.prior not in PRIORS:
+            raise ValueError(f"prior must be one of {PRIORS}, got {self.prior!r}")
+        if METHODS[self.method].laplace is not None and self.prior not in ("isotropic", "gaussian"):
+            raise ValueError(f"method {self.method!r} needs a Gaussian prior (its precision enters the "
+                             f"Laplace posterior), not {self.prior!r}")
         if self.laplace_predictive not in LAPLACE_PREDICTIVES:
             raise ValueError(f"laplace_predictive must be one of {LAPLACE_PREDICTIVES}, "
                              f"got {self.laplace_predictive!r}")
@@ -80,13 +91,35 @@ class SweepConfig:
             raise ValueError(f"ood must be one of {OOD_SHIFTS}, got {self.ood!r}")
         for name in ("num_steps", "batch_size", "num_chains", "thin", "num_predictive_samples", "num_cycles"):
             check_int(name, getattr(self, name))
+        if self.epochs_per_cycle is not None:
+            check_int("epochs_per_cycle", self.epochs_per_cycle)
+            if not self.method.startswith("cyclical"):
+                raise ValueError(f"epochs_per_cycle applies to the cyclical methods, not {self.method!r}")
         check_int("burnin", self.burnin, minimum=0)
-        if METHODS[self.method].kind == "chains" and self.burnin + self.thin > self.num_steps:
+        if (METHODS[self.method].kind == "chains" and self.epochs_per_cycle is None
+                and self.burnin + self.thin > self.num_steps):
             raise ValueError(f"no position would be kept: the first is at step burnin + thin = "
                              f"{self.burnin + self.thin}, after the last step {self.num_steps}")
         for name in ("step_size", "learning_rate", "prior_scale"):
             check_positive(name, getattr(self, name))
         return self
+
+    def cycles(self, num_data: int) -> tuple[int, int]:
+        """``(num_cycles, cycle_length)`` of the cyclical methods on ``num_data`` training examples.
+
+        With ``epochs_per_cycle`` a cycle lasts that many epochs of
+        ``num_data // batch_size`` steps (Zhang et al. 2020 count cycles in
+        epochs); otherwise the run holds ``num_cycles`` cycles.
+        """
+        if self.epochs_per_cycle is None:
+            num_cycles = self.num_cycles
+        else:
+            cycle = self.epochs_per_cycle * max(1, num_data // self.batch_size)
+            if cycle > self.num_steps:
+                raise ValueError(f"a cycle of {self.epochs_per_cycle} epoch(s) is {cycle} steps, more than "
+                                 f"num_steps={self.num_steps}")
+            num_cycles = self.num_steps // cycle
+        return num_cycles, -(-self.num_steps // num_cycles)
 
     def cells(self) -> list[tuple[float, int]]:
         """The grid, seed-major: ``[(temperature, seed), ...]``."""

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from bayesjax import augment, data, models, sharding
+from bayesjax.driver.posterior import DivergenceError
 from bayesjax.driver.progress import bar
 from bayesjax.experiments.ood import ood_inputs
 from bayesjax.experiments.sweep.cells import DIAGNOSTICS, METRICS, Setup, run_chunk
@@ -88,15 +89,39 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, progress: bool = True
                 seeds = place(jnp.asarray([s for _, s in padded], jnp.uint32))
                 values = jax.device_get(run_chunk(setup, temperatures, seeds, dataset.x_train, dataset.y_train,
                                                   dataset.x_test, dataset.y_test, x_ood, progress_bar.id))
+                finished = []
                 for i, (t, s) in enumerate(chunk):
                     record = {"fingerprint": config.fingerprint(), "temperature": t, "seed": s}
                     record.update({name: float(values[name][i]) for name in METRICS + DIAGNOSTICS})
                     record["checksum"] = checksum(record)
                     write_atomic(cell_path(out, config, t, s), json.dumps(record, indent=1))
+                    finished.append(record)
+                _stop_if_diverged(finished, config, out)
 
     records = [load_cell(cell_path(out, config, t, s), config) for t, s in cells]
     _warn(records, config)
     return [{k: v for k, v in r.items() if k not in ("checksum", "fingerprint")} for r in records]
+
+
+def _stop_if_diverged(records: list[dict], config: SweepConfig, out: pathlib.Path) -> None:
+    """Raises :class:`~bayesjax.DivergenceError` naming the diverged cells of a chunk, their step and a setting to try.
+
+    The chunk's cells are written first (the diverged ones with NaN metrics),
+    so a rerun with the same configuration resumes after them; a smaller step
+    size is another configuration and runs every cell afresh.
+    """
+    diverged = [r for r in records if r["diverged_chains"] > 0]
+    if not diverged:
+        return
+    chains = METHODS[config.method].kind == "chains"
+    cells = "; ".join(
+        f"T={r['temperature']:.3g} seed {r['seed']}: {int(r['diverged_chains'])} "
+        + (f"chain(s) from step {int(r['diverged_at'])}" if chains else "fit(s) not finite")
+        for r in diverged)
+    retry = (f"--step-size {config.step_size / 4:.3g} (now {config.step_size:.3g}, a learning rate per example)"
+             if chains else f"--learning-rate {config.learning_rate / 4:.3g} (now {config.learning_rate:.3g})")
+    raise DivergenceError(f"the sweep stopped: {len(diverged)} cell(s) diverged ({cells}). Their metrics are "
+                          f"NaN in {out / 'cells'}. Try {retry}.")
 
 
 def _warn(records: list[dict], config: SweepConfig) -> None:

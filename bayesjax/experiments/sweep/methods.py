@@ -58,7 +58,8 @@ from bayesjax.predictive import predictive
 def settings(lj: LogJoint, config: SweepConfig) -> Settings:
     """A cell's hyperparameters: the configuration's, VI's initial sigma scaled by sqrt(T) of the cell's ``lj``."""
     return Settings(num_steps=config.num_steps, learning_rate=config.learning_rate, step_size=config.step_size,
-                    sghmc_step_size=config.step_size, friction=config.friction, num_cycles=config.num_cycles,
+                    sghmc_step_size=config.step_size, friction=config.friction,
+                    num_cycles=config.cycles(lj.num_data)[0],
                     vi_init_scale=VI_INIT_SCALE * jnp.sqrt(lj.temperature))
 
 

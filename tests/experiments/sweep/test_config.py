@@ -20,3 +20,23 @@ def test_a_chain_sweep_that_would_keep_no_position_is_refused():
     with pytest.raises(ValueError, match="no position would be kept"):
         dataclasses.replace(CONFIG, num_steps=40, burnin=20, thin=50).validate()
     dataclasses.replace(CONFIG, method="meanfield_vi", num_steps=40, burnin=20, thin=50).validate()  # no chains
+
+
+def test_cycles_counted_in_epochs_or_per_run():
+    assert CONFIG.cycles(num_data=1000) == (CONFIG.num_cycles, -(-CONFIG.num_steps // CONFIG.num_cycles))
+    by_epochs = dataclasses.replace(CONFIG, method="cyclical_sghmc", num_steps=600, batch_size=100, epochs_per_cycle=2)
+    assert by_epochs.validate().cycles(num_data=1000) == (30, 20)  # 10 steps per epoch: cycles of 20 steps
+    with pytest.raises(ValueError, match="more than num_steps"):
+        dataclasses.replace(by_epochs, epochs_per_cycle=100).cycles(num_data=1000)
+    with pytest.raises(ValueError, match="cyclical"):
+        dataclasses.replace(CONFIG, epochs_per_cycle=2).validate()
+
+
+def test_priors_are_choices_and_laplace_needs_a_gaussian_one():
+    for prior in ("isotropic", "gaussian", "laplace", "student_t"):
+        dataclasses.replace(CONFIG, prior=prior).validate()
+    dataclasses.replace(CONFIG, method="laplace_diag", prior="gaussian").validate()
+    with pytest.raises(ValueError, match="Gaussian prior"):
+        dataclasses.replace(CONFIG, method="laplace_diag", prior="student_t").validate()
+    with pytest.raises(ValueError, match="prior must be one of"):
+        dataclasses.replace(CONFIG, prior="horseshoe").validate()

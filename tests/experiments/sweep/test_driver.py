@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 import pytest
 
+import bayesjax as bj
 from bayesjax import cli
 from bayesjax.experiments import sweep
 from tests.experiments.sweep.tiny_grid import CLI_ARGS, CONFIG, VALUES, count_step_traces, table
@@ -127,3 +128,13 @@ def test_sigkill_and_rerun_equals_an_uninterrupted_sweep(tmp_path):
         resumed = sweep.run_sweep(config, out, progress=False, cells_per_chunk=2)
         uninterrupted = sweep.run_sweep(config, tmp_path / "whole", progress=False, cells_per_chunk=2)
     np.testing.assert_array_equal(table(resumed), table(uninterrupted))
+
+
+def test_a_diverging_sweep_stops_after_the_chunk_and_writes_nan(tmp_path):
+    config = dataclasses.replace(CONFIG, temperatures=(1e-3, 1.0), seeds=(0,), step_size=1e4)
+    with pytest.raises(bj.DivergenceError, match=r"T=0.001 seed 0: 2 chain\(s\) from step \d+.*Try --step-size 2.5e\+03"):
+        sweep.run_sweep(config, tmp_path, progress=False, cells_per_chunk=1)
+    written = [json.loads(f.read_text()) for f in (tmp_path / "cells").glob("*.json")]
+    assert len(written) == 1  # the second chunk never ran
+    assert all(np.isnan(written[0][name]) for name in sweep.METRICS)
+    assert written[0]["diverged_chains"] == 2 and written[0]["diverged_at"] >= 1
