@@ -4,10 +4,12 @@
 
 Every posterior in bayesjax ends here: its samples (leaves with a leading
 sample axis) are pushed through the model and the likelihood's predictive and
-averaged. Classification keeps log-probabilities accumulated by log-sum-exp,
-so memory does not grow with samples x points x classes; regression keeps the
-per-sample means and variances (samples x points) for the exact mixture
-density. The epistemic / aleatoric split follows Depeweg et al. (2018):
+averaged, streaming over chunks of inputs and of samples sized from a
+memory budget (:mod:`bayesjax.memory`), so that nothing of size samples x
+inputs x activations is built. Classification keeps log-probabilities
+accumulated by log-sum-exp, so memory does not grow with samples x points x
+classes; regression keeps the per-sample means and variances (samples x
+points) for the exact mixture density. The epistemic / aleatoric split follows Depeweg et al. (2018):
 total entropy = expected entropy (aleatoric) + mutual information (epistemic),
 total variance = E[sigma^2] (aleatoric) + Var[mu] (epistemic); a linearized
 (GLM) predictive adds its function-space variance to the epistemic part
@@ -21,7 +23,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from bayesjax.chunking import chunk_leading, unchunk_leading
+from bayesjax import memory
+from bayesjax.chunking import chunk_leading, map_chunks, unchunk_leading
 from bayesjax.likelihoods import CLASSIFICATION, Likelihood
 from bayesjax.types import ApplyFn, Array, Params
 
@@ -159,20 +162,34 @@ def predictive(
     x: Array,
     likelihood: Likelihood,
     chunk_size: int | None = None,
+    *,
+    input_chunk_size: int | None = None,
+    memory_budget: int | None = None,
 ) -> ClassificationPredictive | RegressionPredictive:
-    """Monte Carlo Bayesian model average over posterior samples.
+    """Monte Carlo Bayesian model average over posterior samples, streamed over inputs and samples.
+
+    The inputs are cut into contiguous chunks (a ``lax.map``) and, within
+    each, the samples into chunks (a ``lax.scan`` accumulating the average),
+    so at most ``chunk_size x input_chunk_size`` forward passes are alive at
+    once: nothing of size samples x inputs x activations is built. Sizes not
+    given are chosen so that one chunk's intermediates fit ``memory_budget``
+    bytes, estimated from the model's jaxpr (:mod:`bayesjax.memory`). The
+    result does not depend on the chunking (up to float rounding).
 
     Args:
       apply: pure model ``apply(params, x) -> outputs``.
       samples: parameter samples; every leaf has a leading axis S.
       x: inputs ``[N, ...]``.
       likelihood: the observation model.
-      chunk_size: samples evaluated at once (default: all S); memory of the
-        forward pass scales with it, the result does not. Samples sharded
-        over devices (e.g. ``Posterior.state`` of a run with ``mesh=``) are
-        reduced where they live, never gathered: a chunk takes an equal share
-        from every device (``chunk_size`` is rounded up to a multiple of the
-        device count; inside ``jit`` pass such a multiple yourself).
+      chunk_size: samples evaluated at once (default: from the budget).
+        Samples sharded over devices (e.g. ``Posterior.state`` of a run with
+        ``mesh=``) are reduced where they live, never gathered: a chunk takes
+        an equal share from every device (``chunk_size`` is rounded up to a
+        multiple of the device count; inside ``jit`` pass such a multiple
+        yourself).
+      input_chunk_size: inputs evaluated at once (default: from the budget).
+      memory_budget: bytes of intermediates one chunk may take (default
+        :data:`bayesjax.memory.DEFAULT_BUDGET`).
 
     Returns:
       A :class:`ClassificationPredictive` or :class:`RegressionPredictive`.
@@ -188,31 +205,68 @@ def predictive(
     num_samples = _num_samples(samples)
     if num_samples == 0:
         raise ValueError("predictive needs at least one sample")
-    chunk_size = num_samples if chunk_size is None else min(int(chunk_size), num_samples)
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    shards = _leading_shards(samples)
-    chunk_size = min(-(-chunk_size // shards) * shards, num_samples)
+    num_samples, input_chunk, chunk_size = chunk_plan(apply, samples, x, likelihood, chunk_size,
+                                                      input_chunk_size, memory_budget)
     chunks, mask = chunk_leading(samples, num_samples, chunk_size)
-    forward = jax.vmap(lambda params: likelihood.predict(apply(params, x)))
+    forward = jax.vmap(lambda params, xc: likelihood.predict(apply(params, xc)), (0, None))
 
     if likelihood.task == CLASSIFICATION:
 
-        def accumulate(carry, chunk_and_mask):
-            log_sum, entropy_sum = carry
-            chunk, keep = chunk_and_mask
-            log_probs = forward(chunk)  # [k, N, C]
-            entropies = entropy(log_probs)  # [k, N]
-            log_probs = jnp.where(keep[:, None, None], log_probs, -jnp.inf)
-            log_sum = jnp.logaddexp(log_sum, jax.nn.logsumexp(log_probs, axis=0))
-            entropy_sum = entropy_sum + jnp.sum(jnp.where(keep[:, None], entropies, 0.0), axis=0)
-            return (log_sum, entropy_sum), None
+        def on_inputs(xc):
+            def accumulate(carry, chunk_and_mask):
+                log_sum, entropy_sum = carry
+                chunk, keep = chunk_and_mask
+                log_probs = forward(chunk, xc)  # [k, b, C]
+                entropies = entropy(log_probs)  # [k, b]
+                log_probs = jnp.where(keep[:, None, None], log_probs, -jnp.inf)
+                log_sum = jnp.logaddexp(log_sum, jax.nn.logsumexp(log_probs, axis=0))
+                entropy_sum = entropy_sum + jnp.sum(jnp.where(keep[:, None], entropies, 0.0), axis=0)
+                return (log_sum, entropy_sum), None
 
-        shape = jax.eval_shape(forward, jax.tree.map(lambda c: c[0], chunks))
-        _, n, c = shape.shape
-        init = (jnp.full((n, c), -jnp.inf, shape.dtype), jnp.zeros((n,), shape.dtype))
-        (log_sum, entropy_sum), _ = jax.lax.scan(accumulate, init, (chunks, mask))
+            shape = jax.eval_shape(forward, jax.tree.map(lambda c: c[0], chunks), xc)
+            _, b, c = shape.shape
+            init = (jnp.full((b, c), -jnp.inf, shape.dtype), jnp.zeros((b,), shape.dtype))
+            return jax.lax.scan(accumulate, init, (chunks, mask))[0]
+
+        log_sum, entropy_sum = map_chunks(on_inputs, x, input_chunk)
         return ClassificationPredictive(log_sum - math.log(num_samples), entropy_sum / num_samples)
 
-    means, variances = unchunk_leading(jax.lax.map(forward, chunks), num_samples)  # [S, N] each
-    return RegressionPredictive(means, variances)
+    def on_inputs(xc):  # [b, S] each: the input axis leads, for map_chunks
+        moments = unchunk_leading(jax.lax.map(lambda chunk: forward(chunk, xc), chunks), num_samples)
+        return jax.tree.map(jnp.transpose, moments)
+
+    means, variances = map_chunks(on_inputs, x, input_chunk)
+    return RegressionPredictive(means.T, variances.T)
+
+
+def chunk_plan(
+    apply: ApplyFn,
+    samples: Params,
+    x: Array,
+    likelihood: Likelihood,
+    chunk_size: int | None = None,
+    input_chunk_size: int | None = None,
+    memory_budget: int | None = None,
+) -> tuple[int, int, int]:
+    """``(samples, inputs per chunk, samples per chunk)`` that :func:`predictive` takes.
+
+    Explicit sizes are kept (the sample chunk rounded up to a multiple of the
+    devices the samples are sharded over); the others fit ``memory_budget``
+    by :func:`bayesjax.memory.chunk_sizes`, with the cost of one sample's
+    forward pass per input from :func:`bayesjax.memory.example_cost`.
+    """
+    num_samples = _num_samples(samples)
+    num_inputs = jnp.shape(x)[0]
+    shards = _leading_shards(samples)
+    if chunk_size is not None:
+        if int(chunk_size) < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        chunk_size = min(-(-int(chunk_size) // shards) * shards, num_samples)
+    per_example, fixed = 1.0, 0.0
+    if chunk_size is None or input_chunk_size is None:
+        one = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape[1:], s.dtype), samples)
+        per_example, fixed = memory.example_cost(lambda p, xc: likelihood.predict(apply(p, xc)), one, x)
+    chunk_size, input_chunk = memory.chunk_sizes(num_samples, num_inputs, per_example, fixed, budget=memory_budget,
+                                                 sample_chunk=chunk_size, input_chunk=input_chunk_size,
+                                                 sample_multiple=shards)
+    return num_samples, input_chunk, chunk_size

@@ -1,4 +1,4 @@
-"""Priors over network weights.
+"""Priors over network weights: one concept, the prior families and their one factorized form.
 
 A :class:`Prior` is a normalized log density over a whole parameter pytree
 and a sampler that returns a pytree of the same structure, shapes and dtypes.

@@ -3,7 +3,7 @@
 
     .venv/bin/python benchmarks/sweep.py [--steps 1000] [--seeds 3] [--json results/sweep_bench.json]
 
-Workload, every cell: SGLD (step size 1e-4, drift unchanged and noise scaled by
+Workload, every cell: SGLD (learning rate 0.1 per example, drift unchanged and noise scaled by
 sqrt(T)) on the digits MLP 64-50-50-10 with a N(0, 1) prior, categorical
 likelihood and posterior tempering at T from the 17-point grid of Wenzel et
 al. (2020), T = 10^-4 ... 10^0, and seeds 0, 1, 2; 2 chains of ``--steps``

@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 
 import bayesjax as bj
-from bayesjax.predictive import entropy
+from bayesjax.predictive import chunk_plan, entropy
 
 
 def linear_apply(params, x):
@@ -87,6 +87,40 @@ def test_chunked_equals_unchunked(x, lik, chunk_size):
     full = bj.predictive(linear_apply, samples, x, lik)
     chunked = bj.predictive(linear_apply, samples, x, lik, chunk_size=chunk_size)
     for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(chunked)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("lik", [bj.likelihoods.categorical(), bj.likelihoods.heteroscedastic_gaussian()],
+                         ids=["classification", "regression"])
+@pytest.mark.parametrize("chunk_size, input_chunk_size", [(None, 1), (3, 2), (7, 3), (2, 7)])
+def test_input_chunks_equal_one_pass(x, lik, chunk_size, input_chunk_size):
+    samples = stacked(jax.random.key(4), 7, 4, 2)
+    full = bj.predictive(linear_apply, samples, x, lik, chunk_size=7, input_chunk_size=7)
+    chunked = jax.jit(lambda s, xs: bj.predictive(linear_apply, s, xs, lik, chunk_size=chunk_size,
+                                                  input_chunk_size=input_chunk_size))(samples, x)
+    assert type(chunked) is type(full)
+    for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(chunked)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("lik", [bj.likelihoods.categorical(), bj.likelihoods.heteroscedastic_gaussian()],
+                         ids=["classification", "regression"])
+def test_a_small_budget_chunks_inputs_and_samples_with_the_same_result(lik):
+    """Above the budget the chunked path is taken (chunks < S and < N), inside a vmapped jit as the sweep calls it."""
+    model = bj.models.mlp([16], num_outputs=2)
+    xs = jax.random.normal(jax.random.key(7), (300, 5))
+    params = model.init(jax.random.key(8), xs[:1])
+    cells = jax.vmap(lambda k: bj.priors.sample_params(bj.priors.gaussian(1.0), k, params, 6))(
+        jax.random.split(jax.random.key(9), 2))  # 2 cells x 6 samples
+    one_cell = jax.tree.map(lambda c: c[0], cells)
+    per_example, fixed = bj.memory.example_cost(lambda p, xc: lik.predict(model.apply(p, xc)), params, xs)
+    budget = int(2 * (128 * per_example + fixed))
+    num_samples, input_chunk, sample_chunk = chunk_plan(model.apply, one_cell, xs, lik, memory_budget=budget)
+    assert (num_samples, sample_chunk) == (6, 2) and 128 <= input_chunk < 300
+    assert chunk_plan(model.apply, one_cell, xs, lik)[1:] == (300, 6)  # the default budget takes all at once
+    predict = jax.jit(jax.vmap(lambda s: bj.predictive(model.apply, s, xs, lik, memory_budget=budget)))
+    whole = jax.vmap(lambda s: bj.predictive(model.apply, s, xs, lik))(cells)
+    for a, b in zip(jax.tree.leaves(predict(cells)), jax.tree.leaves(whole)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 

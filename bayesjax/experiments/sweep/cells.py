@@ -28,6 +28,7 @@ class Setup(NamedTuple):
     augment: Callable | None
     num_data: int
     progress_every: int  # 0: no progress callback (then the program can enter the persistent cache)
+    memory_budget: int | None = None  # bytes of one cell's evaluation chunks (the cells of a device share it)
 
 
 def evaluate(pred, pred_ood, y_test) -> dict:
@@ -93,10 +94,11 @@ def cell(setup: Setup, temperature, seed, x, y, x_test, y_test, x_ood, bar_id) -
         algorithm, states = laplace_at_map(*recipe.laplace, lj, states, x, y)
         predictives = predict_laplace(*recipe.laplace, lj, c, states, sample_key, inputs)
     else:
-        predictives = predict_from_draws(lj, c, algorithm, states, sample_key, inputs)
+        predictives = predict_from_draws(lj, c, algorithm, states, sample_key, inputs, setup.memory_budget)
     record = evaluate(*predictives, y_test)
     if chains:
-        record.update(sgmcmc_checks(lj, c, algorithm, states, info, check_key, x, y, momentum=recipe.momentum))
+        record.update(sgmcmc_checks(lj, c, algorithm, states, info, check_key, x, y, momentum=recipe.momentum,
+                                    memory_budget=setup.memory_budget))
     else:
         record.update({name: jnp.full((), jnp.nan, record["nll"].dtype) for name in CHECKS})
     num_diverged, record["diverged_at"] = divergence(states)

@@ -12,7 +12,7 @@ import warnings
 import jax
 import jax.numpy as jnp
 
-from bayesjax import augment, data, models, sharding
+from bayesjax import augment, data, memory, models, sharding
 from bayesjax.driver.posterior import DivergenceError
 from bayesjax.driver.progress import bar
 from bayesjax.experiments.ood import ood_inputs
@@ -77,7 +77,8 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, progress: bool = True
 
     if pending:
         setup = setup_of(dataclasses.replace(config, temperatures=(), seeds=()))
-        setup = setup._replace(progress_every=max(1, config.num_steps // 100) if progress else 0)
+        setup = setup._replace(progress_every=max(1, config.num_steps // 100) if progress else 0,
+                               memory_budget=memory.DEFAULT_BUDGET // max(1, per_chunk // len(devices)))
         x_ood = ood_inputs(dataset.x_test, config.ood)
         mesh = sharding.mesh(chains=math.gcd(per_chunk, len(devices)))
         place = functools.partial(jax.device_put, device=sharding.chain_sharding(mesh))

@@ -63,19 +63,24 @@ def settings(lj: LogJoint, config: SweepConfig) -> Settings:
                     vi_init_scale=VI_INIT_SCALE * jnp.sqrt(lj.temperature))
 
 
-def predict_from_draws(lj, config, algorithm, states, key, inputs) -> tuple:
+def predict_from_draws(lj, config, algorithm, states, key, inputs, memory_budget: int | None = None) -> tuple:
     """The Bayesian model average over ``num_predictive_samples`` draws pooled over chains (or fits).
+
+    :func:`bayesjax.predictive` streams over chunks of the inputs and of the
+    draws sized from the memory budget (:mod:`bayesjax.memory`), so a
+    10,000-image test set never meets all draws at once.
 
     Args:
       lj: the cell's log-joint (its ``apply`` and ``likelihood``). config: the :class:`SweepConfig`.
       algorithm: the algorithm whose ``sample`` draws from ``states`` (leading chain axis).
       key: PRNG key of the draws. inputs: input arrays; the same draws serve each.
+      memory_budget: bytes one chunk of the predictive may take (default :data:`bayesjax.memory.DEFAULT_BUDGET`).
 
     Returns:
       One :class:`~bayesjax.predictive.Predictive` per input array.
     """
     samples = pooled_sample(algorithm, key, states, config.num_predictive_samples)
-    return tuple(predictive(lj.apply, samples, x, lj.likelihood) for x in inputs)
+    return tuple(predictive(lj.apply, samples, x, lj.likelihood, memory_budget=memory_budget) for x in inputs)
 
 
 def laplace_at_map(hessian: str, subset: str, lj, states, x, y):
@@ -101,6 +106,9 @@ def laplace_at_map(hessian: str, subset: str, lj, states, x, y):
 
 def predict_laplace(hessian: str, subset: str, lj, config, states, key, inputs) -> tuple:
     """The GLM predictive (probit link) of the one fit's Laplace posterior, or weight draws (``"mc"``).
+
+    Both stream over chunks of the inputs sized from the memory budget
+    (:func:`~bayesjax.inference.laplace.glm.predictive_glm`, :func:`predict_from_draws`).
 
     Runs cell by cell under the sweep's vmap (``sequential_vmap``): the KFAC
     factorization's ``eigh`` batched over cells deadlocked jaxlib's CPU thread

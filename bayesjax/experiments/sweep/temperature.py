@@ -5,7 +5,9 @@ chain samples a hotter distribution than the nominal one (Wenzel et al. 2020,
 "How good is the Bayes posterior in deep neural networks really?", Sec. 4 and
 App. I). Each SG-MCMC cell reports the ratio of the two noises and the
 configurational / kinetic temperature estimates. They are defined for
-Markov chains only: VI and Laplace cells report NaN.
+Markov chains only: VI and Laplace cells report NaN. Their full-data and
+minibatch gradients run in chunks sized from a memory budget
+(:mod:`bayesjax.memory`), so they fit on any data set size.
 """
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ import jax
 import jax.numpy as jnp
 from optax.tree_utils import tree_vdot
 
+from bayesjax import memory
 from bayesjax.chains import pooled_sample
+from bayesjax.chunking import scan_chunks
 from bayesjax.trees import num_params
 
 CHECKS = ("grad_noise_ratio", "configurational_temperature", "kinetic_temperature")
@@ -26,15 +30,49 @@ def per_draw_size(stacked) -> int:
     return num_params(stacked) // len(jax.tree.leaves(stacked)[0])
 
 
-def configurational_temperature(grad_potential: Callable, samples) -> jax.Array:
+def configurational_temperature(grad_potential: Callable, samples, batch_size: int | None = None) -> jax.Array:
     """<theta . grad U(theta)> / d over samples (leading axis), = T under exp(-U / T).
 
     By integration by parts E[theta_i dU/dtheta_i] = T for each coordinate
     (Wenzel et al. 2020, App. I), so a sampler that reaches the nominal
-    temperature gives T back.
+    temperature gives T back. The samples are taken ``batch_size`` at a time
+    (a ``lax.map``; default one after another), so one full-data gradient is
+    alive at once.
     """
-    virial = jax.vmap(lambda p: tree_vdot(p, grad_potential(p)))(samples)
+    virial = jax.lax.map(lambda p: tree_vdot(p, grad_potential(p)), samples, batch_size=batch_size)
     return jnp.mean(virial) / per_draw_size(samples)
+
+
+def full_potential_grad(lj, params, data, chunk_size: int):
+    """grad U(params) on all of ``data``, accumulated over contiguous chunks of ``chunk_size`` examples.
+
+    ``U = -T log p_T(params | D)`` (:meth:`~bayesjax.logjoint.LogJoint.potential`)
+    on the whole data set: the gradient of the summed log-likelihood is folded
+    chunk by chunk (:func:`bayesjax.chunking.scan_chunks`), so one chunk's
+    forward and backward pass is alive at a time, then joined with the
+    prior's by the log-joint's tempering rule (:meth:`~bayesjax.logjoint.LogJoint.combine`,
+    linear, so it applies to gradients leaf by leaf).
+    """
+
+    def fold(total, chunk, keep):
+        xc, yc = chunk
+        piece = jax.grad(lambda p: jnp.sum(jnp.where(keep, lj.likelihood.log_prob(lj.apply(p, xc), yc), 0.0)))(params)
+        return jax.tree.map(lambda t, g: t + g.astype(t.dtype), total, piece)
+
+    grad_likelihood = scan_chunks(fold, jax.tree.map(jnp.zeros_like, params), data, chunk_size)
+    grad_prior = jax.grad(lj.log_prior)(params)
+    return jax.tree.map(lambda g_lik, g_prior: -lj.temperature * lj.combine(g_lik, g_prior), grad_likelihood,
+                        grad_prior)
+
+
+def gradient_cost(lj, samples, data) -> tuple[float, float]:
+    """``(bytes per example, fixed bytes)`` of one sample's log-likelihood gradient on ``data`` (:func:`bayesjax.memory.example_cost`)."""
+    one = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape[1:], s.dtype), samples)
+
+    def grad_log_likelihood(params, batch):
+        return jax.grad(lambda p: jnp.sum(lj.likelihood.log_prob(lj.apply(p, batch[0]), batch[1])))(params)
+
+    return memory.example_cost(grad_log_likelihood, one, data)
 
 
 def kinetic_temperature(momentum, step_size) -> jax.Array:
@@ -59,8 +97,16 @@ def gradient_noise_ratio(minibatch_grads, step_size, temperature, friction=1.0) 
     return step_size * variance / (2 * friction * temperature)
 
 
-def sgmcmc_checks(lj, config, algorithm, states, info, key, x, y, *, momentum: bool) -> dict:
+def sgmcmc_checks(lj, config, algorithm, states, info, key, x, y, *, momentum: bool,
+                  memory_budget: int | None = None) -> dict:
     """The honest-temperature diagnostics of an SG-MCMC cell, averaged over chains.
+
+    Memory stays bounded on any data size: the configurational temperature's
+    8 draws are taken one after another, each with its full-data gradient
+    folded over chunks of the data (:func:`full_potential_grad`); the noise
+    ratio's minibatch gradients run chain after chain, as many minibatches
+    at once as fit. Chunk sizes fit ``memory_budget`` bytes (default
+    :data:`bayesjax.memory.DEFAULT_BUDGET`).
 
     Args:
       lj: the cell's tempered log-joint. config: the :class:`~bayesjax.experiments.sweep.config.SweepConfig`.
@@ -68,26 +114,32 @@ def sgmcmc_checks(lj, config, algorithm, states, info, key, x, y, *, momentum: b
         (leading chain axis). info: per-step infos ``[num_steps, chains]``.
       key: PRNG key of the checks. x, y: the training data.
       momentum: SGHMC-style state (kinetic temperature defined, noise scaled by friction).
+      memory_budget: bytes of intermediates one chunk may take.
 
     Returns:
       ``{name: scalar}`` for the names in :data:`CHECKS` (kinetic NaN without momentum).
     """
+    x, y = jnp.asarray(x), jnp.asarray(y)
     grad_potential = jax.grad(lj.potential)
     noise_key, sample_key = jax.random.split(key)
     step_size = info.step_size[-1] / lj.num_data  # the Langevin step eps = lr / N of a learning rate per example
     friction = config.friction if momentum else 1.0
+    per_example, fixed = gradient_cost(lj, states.inner.position, (x, y))
+    batches_at_once = memory.chunk_sizes(8, 1, config.batch_size * per_example, fixed, budget=memory_budget)[0]
+    data_chunk = memory.chunk_sizes(1, x.shape[0], per_example, fixed, budget=memory_budget)[1]
 
-    def chain_noise_ratio(position, eps, chain_key):
+    def chain_noise_ratio(args):
+        position, eps, chain_key = args
         index = jax.vmap(lambda k: jax.random.choice(k, x.shape[0], (config.batch_size,), replace=False))(
             jax.random.split(chain_key, 8)
         )
-        grads = jax.vmap(lambda i: grad_potential(position, (x[i], y[i])))(index)
+        grads = jax.lax.map(lambda i: grad_potential(position, (x[i], y[i])), index, batch_size=batches_at_once)
         return gradient_noise_ratio(grads, eps, lj.temperature, friction)
 
-    ratio = jnp.mean(jax.vmap(chain_noise_ratio)(states.inner.position, step_size,
-                                                 jax.random.split(noise_key, config.num_chains)))
+    ratio = jnp.mean(jax.lax.map(chain_noise_ratio, (states.inner.position, step_size,
+                                                      jax.random.split(noise_key, config.num_chains))))
     samples = pooled_sample(algorithm, sample_key, states, 8)
-    configurational = configurational_temperature(lambda p: grad_potential(p, (x, y)), samples)
+    configurational = configurational_temperature(lambda p: full_potential_grad(lj, p, (x, y), data_chunk), samples)
     kinetic = jnp.array(jnp.nan, configurational.dtype)
     if momentum:
         kinetic = jnp.mean(jax.vmap(kinetic_temperature)(states.inner.momentum, step_size))

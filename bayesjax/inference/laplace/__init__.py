@@ -4,7 +4,6 @@ One concept per file, each importing only the ones above it in this list:
 
 * :mod:`.subsets`: which weights are Bayesian (all, the last layer, named modules).
 * :mod:`.layers`: finding and tapping flax ``Dense`` and ``Conv`` layers (inputs or patches, output gradients).
-* :mod:`.chunks`: chunked folds and maps over the data, sized from a memory budget.
 * :mod:`.jacobians`: per-example Jacobian products of a chunk (tapped layers or per-example VJPs).
 * :mod:`.curvature`: GGN / empirical-Fisher sums (diag, full, Kronecker factors),
   chunked over data, and the matrix-free GGN-vector product.

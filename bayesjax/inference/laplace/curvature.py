@@ -16,8 +16,9 @@ for the empirical Fisher ``L = r`` (M = 1). Other likelihoods use the autodiff
 Hessian of ``-log p`` in output space, clipped to its PSD part.
 
 Nothing of size ``N x K x P`` is ever built: the data are folded chunk by
-chunk (:mod:`.chunks`), and per chunk the M columns ``J_i^T L_i`` come from
-tapped layers or per-example VJPs (:mod:`.jacobians`):
+chunk (:func:`bayesjax.chunking.scan_chunks`, chunks sized from the memory
+budget of :mod:`bayesjax.memory`), and per chunk the M columns ``J_i^T L_i``
+come from tapped layers or per-example VJPs (:mod:`.jacobians`):
 
 * diag / KFAC of dense and conv layers: with layer inputs ``a_it`` and output
   gradients ``g_itm`` at the layer's T output locations, the Kronecker
@@ -43,7 +44,9 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from bayesjax.inference.laplace import chunks, jacobians, subsets
+from bayesjax import memory
+from bayesjax.chunking import scan_chunks
+from bayesjax.inference.laplace import jacobians, subsets
 from bayesjax.inference.laplace.layers import set_path
 from bayesjax.likelihoods import Likelihood
 from bayesjax.logjoint import LogJoint
@@ -234,7 +237,7 @@ def accumulate(
     sub = subsets.select(params, names)
     if chunk_size is None:
         columns = num_factor_columns(likelihood, jacobians.num_outputs(apply, params, x), curvature)
-        chunk_size = chunks.auto_chunk_size(x.shape[0], jacobians.bytes_per_example(layers, sub, columns, x))
+        chunk_size = memory.chunk_sizes(1, x.shape[0], jacobians.bytes_per_example(layers, sub, columns, x))[1]
 
     def fold(carry, chunk_arrays, mask):
         total, log_likelihood = carry
@@ -246,7 +249,7 @@ def accumulate(
         return total, log_likelihood + piece_log_likelihood.astype(log_likelihood.dtype)
 
     dtype = jnp.result_type(*jax.tree.leaves(sub))
-    total, log_likelihood = chunks.scan_chunks(fold, (curvature_sum, jnp.zeros((), dtype)), (x, y), chunk_size)
+    total, log_likelihood = scan_chunks(fold, (curvature_sum, jnp.zeros((), dtype)), (x, y), chunk_size)
     return total, log_likelihood, chunk_size
 
 
@@ -303,6 +306,6 @@ def ggn_vector_product(
             (piece,) = jax.linear_transpose(jvp_fn, sub)(u.astype(outputs.dtype))
             return jax.tree.map(lambda t, p: t + p.astype(t.dtype), total, piece)
 
-        return chunks.scan_chunks(fold, jax.tree.map(jnp.zeros_like, sub), (x, y), chunk_size)
+        return scan_chunks(fold, jax.tree.map(jnp.zeros_like, sub), (x, y), chunk_size)
 
     return gvp

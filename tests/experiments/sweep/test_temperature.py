@@ -4,7 +4,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import bayesjax as bj
+from bayesjax import memory
 from bayesjax.experiments import sweep
+from bayesjax.experiments.sweep.temperature import full_potential_grad, gradient_cost, sgmcmc_checks
 
 
 def test_configurational_temperature_of_exact_samples():
@@ -27,3 +29,44 @@ def test_gradient_noise_ratio_of_known_noise():
     grads = {"w": jnp.asarray(np.random.default_rng(1).normal(0.0, 3.0, size=(20000, 5)))}
     ratio = float(sweep.gradient_noise_ratio(grads, step_size=1e-3, temperature=0.5))
     np.testing.assert_allclose(ratio, 1e-3 * 9.0 / (2 * 0.5), rtol=0.03)
+
+
+def _sgld_problem(num_data=90):
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(num_data, 5)).astype(np.float32)
+    y = rng.integers(0, 3, size=num_data).astype(np.int32)
+    model = bj.models.mlp([8], num_outputs=3)
+    lj = bj.log_joint(model.apply, bj.priors.gaussian(1.0), bj.likelihoods.categorical(), num_data, temperature=0.3)
+    return x, y, model, lj
+
+
+def test_full_potential_grad_in_chunks_equals_the_one_pass_gradient():
+    x, y, model, lj = _sgld_problem()
+    params = model.init(jax.random.key(0), x[:1])
+    expected = jax.grad(lj.potential)(params, (x, y))
+    for chunk in (7, 90):  # a ragged last chunk, and one chunk
+        got = jax.jit(lambda p: full_potential_grad(lj, p, (x, y), chunk))(params)
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected)):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_checks_in_budget_chosen_chunks_equal_the_checks_in_one_pass():
+    x, y, model, lj = _sgld_problem()
+    config = sweep.SweepConfig(hidden=(8,), batch_size=16, num_chains=2)
+    post = bj.run(jax.random.key(1), bj.sgld(lj, 1e-3), model.init(jax.random.key(0), x[:1]), (x, y), num_steps=20,
+                  batch_size=16, num_chains=2, burnin=10, progress=False)
+    per_example, fixed = gradient_cost(lj, post.state.inner.position, (x, y))
+    assert per_example > 4 * 8  # at least the hidden layer's activations and their gradient
+
+    def checks(budget):
+        return jax.jit(lambda s, i: sgmcmc_checks(lj, config, post.algorithm, s, i, jax.random.key(2), x, y,
+                                                  momentum=False, memory_budget=budget))(post.state, post.info)
+
+    # 4 examples' gradients at once: chunks of the data for the full gradient, one minibatch at a time.
+    small = int(np.ceil(4 * per_example + fixed))
+    assert memory.chunk_sizes(1, 90, per_example, fixed, budget=small)[1] == 4
+    assert memory.chunk_sizes(8, 1, 16 * per_example, fixed, budget=small)[0] == 1
+    chunked, whole = checks(small), checks(2**40)
+    for name in ("grad_noise_ratio", "configurational_temperature"):
+        np.testing.assert_allclose(chunked[name], whole[name], rtol=1e-4)
+        assert np.isfinite(whole[name])

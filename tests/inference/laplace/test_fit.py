@@ -8,7 +8,8 @@ import scipy.stats
 from jax.flatten_util import ravel_pytree
 
 import bayesjax as bj
-from bayesjax.inference.laplace import chunks, fit, laplace
+from bayesjax.chunking import chunking
+from bayesjax.inference.laplace import fit, laplace
 from bayesjax.inference.laplace.posterior import LogJointKey
 from tests.helpers.laplace_problems import TEMPERINGS, linear_log_joint
 from tests.helpers.linear_gaussian import LINEAR_LAYER, NOISE, PRIOR, D, N
@@ -88,7 +89,7 @@ def test_curvature_memory_does_not_grow_with_the_data(hessian):
         data = (jax.ShapeDtypeStruct((n, 784), jnp.float32), jax.ShapeDtypeStruct((n,), jnp.int32))
         compiled = fit.FIT.optimized.lower(params, data, None, 1.0, 1.0, n, log_joint_key=LogJointKey(lj),
                                            hessian=hessian, curvature="ggn", subset="all", chunk_size=256).compile()
-        assert chunks.chunking(n, 256)[1] == n // 256 > 1
+        assert chunking(n, 256)[1] == n // 256 > 1
         temp[n] = compiled.memory_analysis().temp_size_in_bytes
     jacobian_bytes = 1024 * 10 * ravel_pytree(params)[0].size * 4  # what an unchunked Jacobian would take
     assert temp[1024] == temp[4096] < jacobian_bytes / 20, temp

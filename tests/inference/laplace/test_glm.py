@@ -1,9 +1,15 @@
 """The GLM predictive's links against its own Monte Carlo and the weight-space predictive."""
+import dataclasses
+
 import jax
+import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import bayesjax as bj
-from bayesjax.inference.laplace import laplace
+from bayesjax import memory
+from bayesjax.inference.laplace import glm, jacobians, laplace
+from tests.helpers.laplace_problems import linear_log_joint
 
 
 def test_glm_links_agree_with_monte_carlo(classifier):
@@ -23,3 +29,39 @@ def test_glm_links_agree_with_monte_carlo(classifier):
     assert np.mean(np.abs(weight_mc.probs - mc.probs)) < 0.1
     metrics = bj.metrics.evaluate(probit, y)
     assert metrics["accuracy"] > 0.8 and np.isfinite(metrics["nll"])
+
+
+@pytest.mark.parametrize("hessian", ["kfac", "diag", "full"])
+def test_glm_predictive_in_chunks_equals_one_pass(classifier, hessian):
+    x, y, model, lj, params = classifier
+    post = laplace(lj, params, (x, y), hessian=hessian)
+    whole, chunked = (dataclasses.replace(post, chunk_size=size) for size in (96, 7))  # 7: a ragged last chunk
+    for link in ("probit", "mc"):
+        a, b = (p.predictive_glm(x, link=link, num_samples=50, key=jax.random.key(3)) for p in (whole, chunked))
+        np.testing.assert_allclose(a.log_probs, b.log_probs, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(a.expected_entropy, b.expected_entropy, rtol=1e-5, atol=1e-6)
+
+
+def test_glm_regression_in_chunks_equals_one_pass(linear_data):
+    x, y, x_test = linear_data
+    x, y = x.astype(np.float32), y.astype(np.float32)
+    post = laplace(linear_log_joint(), {"w": np.zeros(x.shape[1], np.float32)}, (x, y), hessian="full")
+    whole, chunked = (dataclasses.replace(post, chunk_size=size).predictive_glm(x_test) for size in (7, 2))  # 1 chunk, and 4
+    for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(chunked)):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_glm_streams_over_large_inputs_in_budget_chosen_chunks():
+    """On Fashion-MNIST-sized inputs (60,000 x 784) the GLM pass maps over chunks that fit the memory budget."""
+    model = bj.models.mlp([32], num_outputs=10)
+    x = np.random.default_rng(0).normal(size=(16, 784)).astype(np.float32)
+    y = np.arange(16, dtype=np.int32) % 10
+    params = model.init(jax.random.key(0), x[:1])
+    lj = bj.log_joint(model.apply, bj.priors.gaussian(1.0), bj.likelihoods.categorical(), num_data=16)
+    post = laplace(lj, params, (x, y), hessian="kfac")
+    jaxpr = jax.make_jaxpr(glm.functional_covariance)(post, jax.ShapeDtypeStruct((60_000, 784), jnp.float32))
+    (scan,) = [eqn for eqn in jaxpr.jaxpr.eqns if eqn.primitive.name == "scan"]
+    chunk = -(-60_000 // scan.params["length"])
+    per_example = jacobians.bytes_per_example(jacobians.tap_layers("kfac", model.apply, params, None, x),
+                                              post.subset_mean, 10, x)
+    assert scan.params["length"] > 1 and chunk * per_example <= memory.DEFAULT_BUDGET

@@ -1,0 +1,148 @@
+"""The memory budget of evaluation: bytes per example of a pass, and chunk sizes that fit a budget.
+
+Every evaluation over large data (the predictive, the sweep's full-data
+gradient, Laplace's curvature and GLM passes) runs over chunks of inputs and
+samples small enough that one chunk's intermediates fit :data:`DEFAULT_BUDGET`
+bytes (or a budget the caller passes). The cost of a pass is estimated
+without running or compiling it: the function is traced to a jaxpr on
+abstract inputs of two batch sizes and the peak of the bytes held alive
+while its equations run in order (each value freed after its last use) is
+read off (:func:`peak_bytes`); the difference per added example is the
+per-example cost, the rest the fixed cost of one sample (its
+parameter-sized intermediates). This models an unfused execution: an
+estimate, not a bound. XLA allocates less where it fuses elementwise work
+into a convolution or matmul (forward passes fuse the most), and may add
+workspace of its own (convolution gradients), so keep the budget well
+below the memory the process may take.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+from jax.extend import core
+
+DEFAULT_BUDGET = 512 * 2**20
+"""Bytes of per-chunk intermediates an evaluation may hold at once (512 MiB)."""
+
+MIN_INPUT_CHUNK = 128
+"""Inputs per chunk below which more samples per chunk are not taken (small chunks waste the matmul units)."""
+
+_PROBE = 33  # the larger batch of the two traces (the smaller is 1)
+
+
+def _size(var) -> int:
+    aval = var.aval
+    if not hasattr(aval, "shape") or not hasattr(aval, "dtype"):
+        return 0
+    return math.prod(aval.shape) * jnp.dtype(aval.dtype).itemsize
+
+
+def _peak(jaxpr: core.Jaxpr) -> int:
+    """Peak bytes alive running ``jaxpr``'s equations in order, inputs included, each value freed after its last use."""
+    eqns = jaxpr.eqns
+    last_use = {}
+    for i, eqn in enumerate(eqns):
+        for var in eqn.invars:
+            if isinstance(var, core.Var):
+                last_use[var] = i
+    for var in jaxpr.outvars:
+        if isinstance(var, core.Var):
+            last_use[var] = len(eqns)
+    held = set(jaxpr.invars) | set(jaxpr.constvars)
+    live = sum(_size(v) for v in held)
+    peak = live
+    for i, eqn in enumerate(eqns):
+        inner = max((_peak(sub) - sum(_size(v) for v in sub.invars) for sub in core.jaxprs_in_params(eqn.params)), default=0)
+        outputs = [v for v in eqn.outvars if not isinstance(v, core.DropVar)]
+        produced = sum(_size(v) for v in outputs)
+        peak = max(peak, live + max(inner, produced))
+        live += produced
+        freed = {v for v in eqn.invars if isinstance(v, core.Var) and last_use.get(v) == i and v not in held}
+        freed |= {v for v in outputs if v not in last_use}
+        live -= sum(_size(v) for v in freed)
+    return peak
+
+
+def peak_bytes(fn: Callable, *args) -> int:
+    """Estimated peak bytes of ``fn(*args)``, from its jaxpr (traced, never run or compiled).
+
+    Args:
+      fn: a jax-traceable function.
+      *args: arrays, pytrees of arrays or ``jax.ShapeDtypeStruct`` (tracers too).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from bayesjax.memory import peak_bytes
+      >>> peak_bytes(lambda x: jnp.sum(jnp.exp(x)), jax.ShapeDtypeStruct((1000,), jnp.float32))  # x, exp(x), sum
+      8004
+    """
+    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)), args)
+    return _peak(jax.make_jaxpr(fn)(*abstract).jaxpr)
+
+
+def _with_batch(x, batch: int) -> jax.ShapeDtypeStruct:
+    return jax.ShapeDtypeStruct((batch,) + tuple(jnp.shape(x)[1:]), jnp.result_type(x))
+
+
+def example_cost(fn: Callable, params, x) -> tuple[float, float]:
+    """``(bytes per example, fixed bytes)`` of ``fn(params, x)`` over the leading axis of ``x`` (a pytree).
+
+    Read from :func:`peak_bytes` at batches 1 and 33: the per-example cost is
+    the slope, the fixed cost (parameter-sized intermediates of one sample)
+    the rest. ``params`` is one sample (no leading sample axis).
+    """
+    small, large = (peak_bytes(fn, params, jax.tree.map(lambda a: _with_batch(a, b), x)) for b in (1, _PROBE))
+    per_example = max(1.0, (large - small) / (_PROBE - 1))
+    return per_example, max(0.0, small - per_example)
+
+
+def chunk_sizes(
+    num_samples: int,
+    num_inputs: int,
+    per_example: float,
+    fixed: float = 0.0,
+    *,
+    budget: int | None = None,
+    sample_chunk: int | None = None,
+    input_chunk: int | None = None,
+    sample_multiple: int = 1,
+) -> tuple[int, int]:
+    """``(samples per chunk, inputs per chunk)`` whose pass fits ``budget`` bytes.
+
+    A chunk of k samples and b inputs costs ``k (b per_example + fixed)``.
+    Samples per chunk are as many as fit with ``min(num_inputs, 128)`` inputs
+    (:data:`MIN_INPUT_CHUNK`), rounded down to a multiple of
+    ``sample_multiple`` (the devices the samples are sharded over; never
+    below it); inputs per chunk then fill the budget. An explicit
+    ``sample_chunk`` or ``input_chunk`` is kept (capped at the axis length).
+
+    Args:
+      num_samples: S (1 for a pass over inputs alone).
+      num_inputs: N.
+      per_example: bytes per sample and input (:func:`example_cost`).
+      fixed: bytes per sample independent of the inputs.
+      budget: bytes (default :data:`DEFAULT_BUDGET`).
+      sample_chunk, input_chunk: fixed sizes, or ``None`` to choose.
+      sample_multiple: the chosen sample chunk is a multiple of it (or all S).
+
+    Example:
+      >>> from bayesjax.memory import chunk_sizes
+      >>> chunk_sizes(20, 10_000, per_example=1e6, budget=2**30)   # 1073 sample-inputs per chunk
+      (8, 134)
+    """
+    budget = DEFAULT_BUDGET if budget is None else int(budget)
+    if budget < 1:
+        raise ValueError(f"memory budget must be a positive number of bytes, got {budget}")
+    for name, value in (("chunk_size", sample_chunk), ("input_chunk_size", input_chunk)):
+        if value is not None and int(value) < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    if sample_chunk is None:
+        fitting = int(budget // (min(num_inputs, MIN_INPUT_CHUNK) * per_example + fixed))
+        sample_chunk = max(sample_multiple, fitting // sample_multiple * sample_multiple)
+    samples = max(1, min(int(sample_chunk), num_samples))
+    if input_chunk is None:
+        input_chunk = int((budget / samples - fixed) // per_example)
+    return samples, max(1, min(int(input_chunk), num_inputs))
