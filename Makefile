@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # cost more compile time than they save (suite 11 min against 16 min with them).
 XLA_TEST_FLAGS := --xla_force_host_platform_device_count=4 --xla_backend_optimization_level=0
 
-.PHONY: venv test demo clean
+.PHONY: venv test demo clean fashion-mnist
 
 venv: $(STAMP)
 
@@ -29,6 +29,25 @@ demo: $(STAMP)
 	$(VENV)/bin/bayesjax sweep --dataset digits --method sgld --temperatures 1e-3,1e-2,1e-1,1 --seeds 0,1 \
 		--steps 1000 --augment both --out results/demo/sweep
 	$(VENV)/bin/bayesjax compare --dataset digits --out results/demo/compare
+
+# Fashion-MNIST's 4 IDX files from Debian/Ubuntu's package dataset-fashion-mnist, into
+# /usr/share/datasets/fashion-mnist where bj.data.load("fashion_mnist") looks. Nothing to do when
+# they are there (or in $$BAYESJAX_DATA); elsewhere without apt-get, it says how to get them and fails.
+FMNIST_FILES := train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz
+FMNIST_DIRS := /usr/share/datasets/fashion-mnist $(if $(BAYESJAX_DATA),$(BAYESJAX_DATA) $(BAYESJAX_DATA)/fashion-mnist)
+fashion-mnist:
+	@for dir in $(FMNIST_DIRS); do \
+		missing=0; for f in $(FMNIST_FILES); do [ -f "$$dir/$$f" ] || missing=1; done; \
+		if [ $$missing = 0 ]; then echo "Fashion-MNIST is installed in $$dir"; exit 0; fi; \
+	done; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+		echo "Fashion-MNIST is not installed and apt-get is not available: put its 4 files ($(FMNIST_FILES))"; \
+		echo "from https://github.com/zalandoresearch/fashion-mnist in a folder and set BAYESJAX_DATA to it."; \
+		exit 1; \
+	fi; \
+	sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	echo "Installing dataset-fashion-mnist with apt-get"; \
+	$$sudo apt-get install -y dataset-fashion-mnist || { $$sudo apt-get update && $$sudo apt-get install -y dataset-fashion-mnist; }
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

@@ -10,6 +10,11 @@ and it vmaps over a leading sample axis of stacked parameters::
     params = model.init(key, x[:1])
     outputs = jax.vmap(model.apply, (0, None))(samples, x)   # [S, B, 10]
 
+Convolutions run through :func:`bayesjax.convolution.conv_general_dilated`
+(patches times a matrix on the CPU, XLA's convolution elsewhere); use
+:class:`Conv` in place of ``flax.linen.Conv`` to give a model of your own the
+same (``flax.nnx.Conv`` takes the function as ``conv_general_dilated=``).
+
 ``apply`` checks, at trace time and so at no run-time cost under ``jit``, that
 the parameters have the structure and shapes the model expects for ``x``; a
 mismatch raises a ``ValueError`` that names the offending leaf.
@@ -24,9 +29,72 @@ import jax
 import jax.numpy as jnp
 
 from bayesjax.checks import check_int
+from bayesjax.convolution import conv_general_dilated
 from bayesjax.types import Array, Params, PRNGKey
 
-__all__ = ["Model", "from_flax", "mlp", "cnn"]
+__all__ = ["Conv", "Model", "avg_pool_2x2", "cnn", "fortuin_cnn", "from_flax", "max_pool_2x2", "mlp"]
+
+
+def _windows_2x2(x: Array) -> Array:
+    """``[B, H, W, C] -> [B, H // 2, 2, W // 2, 2, C]``: the 2x2 windows of stride 2 (a last odd row or column dropped)."""
+    b, h, w, c = x.shape
+    return x[:, : h // 2 * 2, : w // 2 * 2].reshape(b, h // 2, 2, w // 2, 2, c)
+
+
+def max_pool_2x2(x: Array) -> Array:
+    """2x2 max-pooling with stride 2 of images ``[B, H, W, C]`` as a reshape and a max.
+
+    Equals ``flax.linen.max_pool(x, (2, 2), strides=(2, 2))`` (VALID). Its
+    gradient is a reshape and a select, where the gradient of flax's
+    ``reduce_window`` is a select-and-scatter, slower on the CPU
+    (benchmarks/README.md). Where a window ties, the gradient is shared among
+    the tied entries rather than given to the first; after a ReLU the tied
+    entries are zeros, whose ReLU gradient is 0 either way.
+
+    Example:
+      >>> x = jax.random.normal(jax.random.key(0), (2, 6, 5, 3))
+      >>> bool(jnp.array_equal(max_pool_2x2(x), nn.max_pool(x, (2, 2), strides=(2, 2))))
+      True
+    """
+    return jnp.max(_windows_2x2(x), axis=(2, 4))
+
+
+def avg_pool_2x2(x: Array) -> Array:
+    """2x2 average-pooling with stride 2 of images ``[B, H, W, C]`` as a reshape and a mean.
+
+    Equals ``flax.linen.avg_pool(x, (2, 2), strides=(2, 2))`` (VALID) to float
+    rounding; its gradient is a broadcast.
+
+    Example:
+      >>> x = jax.random.normal(jax.random.key(0), (2, 6, 5, 3))
+      >>> bool(jnp.allclose(avg_pool_2x2(x), nn.avg_pool(x, (2, 2), strides=(2, 2)), atol=1e-6))
+      True
+    """
+    return jnp.mean(_windows_2x2(x), axis=(2, 4))
+
+
+POOLS = {"avg": avg_pool_2x2, "max": max_pool_2x2}
+"""The 2x2 pooling after each convolution of :func:`cnn`, by name."""
+
+
+class Conv(nn.Conv):
+    """``flax.linen.Conv`` computed by :func:`bayesjax.convolution.conv_general_dilated`.
+
+    A drop-in for ``nn.Conv`` (same fields, parameters and outputs to float
+    rounding) whose convolution is patches times a matrix on the CPU and
+    XLA's convolution on other platforms. Layers are auto-named ``Conv_0,
+    Conv_1, ...`` as with ``nn.Conv``.
+
+    Example:
+      >>> layer = Conv(4, (3, 3))
+      >>> x = jnp.ones((2, 8, 8, 1))
+      >>> variables = layer.init(jax.random.key(0), x)
+      >>> ref = nn.Conv(4, (3, 3)).apply(variables, x)
+      >>> bool(jnp.allclose(layer.apply(variables, x), ref, atol=1e-5))
+      True
+    """
+
+    conv_general_dilated: Callable[..., Array] | None = conv_general_dilated
 
 
 class Model(NamedTuple):
@@ -124,18 +192,20 @@ class _CNN(nn.Module):
     num_outputs: int
     channels: tuple[int, ...]
     kernel_size: tuple[int, int]
-    hidden: int
+    hidden: int | None
     activation: Callable[[Array], Array]
+    pool: str
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
         if x.ndim == 3:
             x = x[..., None]
         for features in self.channels:
-            x = nn.Conv(features, self.kernel_size, padding="SAME")(x)
-            x = nn.avg_pool(self.activation(x), (2, 2), strides=(2, 2))
+            x = Conv(features, self.kernel_size, padding="SAME")(x)
+            x = POOLS[self.pool](self.activation(x))
         x = x.reshape((x.shape[0], -1))
-        x = self.activation(nn.Dense(self.hidden)(x))
+        if self.hidden is not None:
+            x = self.activation(nn.Dense(self.hidden)(x))
         return nn.Dense(self.num_outputs)(x)
 
 
@@ -174,27 +244,34 @@ def cnn(
     num_outputs: int,
     channels: Sequence[int] = (16, 32),
     kernel_size: int | Sequence[int] = 3,
-    hidden: int = 64,
+    hidden: int | None = 64,
     activation: Callable[[Array], Array] = jax.nn.relu,
+    pool: str = "avg",
 ) -> Model:
     """A small convolutional network for images ``[B, H, W, C]``.
 
     Each entry of ``channels`` adds ``Conv(kernel_size, SAME) -> activation ->
-    avg_pool 2x2`` (8x8 digits: 8 -> 4 -> 2; 28x28 images: 28 -> 14 -> 7),
-    followed by flatten, ``Dense(hidden) -> activation`` and a linear
-    ``Dense(num_outputs)``. Inputs ``[B, H, W]`` gain a channel axis. Layers
-    are ``Conv_0, Conv_1, ...`` (``kernel [kh, kw, cin, cout]``) and
-    ``Dense_0, Dense_1``.
+    pool 2x2`` (8x8 digits: 8 -> 4 -> 2; 28x28 images: 28 -> 14 -> 7),
+    followed by flatten, ``Dense(hidden) -> activation`` unless ``hidden`` is
+    None, and a linear ``Dense(num_outputs)``. Inputs ``[B, H, W]`` gain a
+    channel axis. Layers are ``Conv_0, Conv_1, ...`` (:class:`Conv`,
+    ``kernel [kh, kw, cin, cout]``) and ``Dense_0`` (and ``Dense_1`` with a
+    hidden layer).
 
     Args:
       num_outputs: width of the output layer.
       channels: output channels of each convolution.
       kernel_size: an int ``k`` (a ``k x k`` window) or a pair ``(kh, kw)``.
-      hidden: width of the dense hidden layer.
+      hidden: width of the dense hidden layer, or None for a linear head on
+        the flattened features.
       activation: elementwise nonlinearity.
+      pool: ``"avg"`` or ``"max"`` 2x2 pooling with stride 2 (:data:`POOLS`).
 
     Returns:
       The :class:`Model`.
+
+    Raises:
+      ValueError: non-positive sizes, a kernel that is not 2-D, an unknown ``pool``.
 
     Example:
       >>> model = cnn(num_outputs=10)
@@ -207,14 +284,49 @@ def cnn(
     kernel_size = tuple(check_int("kernel_size", k) for k in kernel_size)
     if len(kernel_size) != 2:
         raise ValueError(f"kernel_size must be an int or a pair, got {kernel_size}.")
+    if pool not in POOLS:
+        raise ValueError(f"pool must be one of {sorted(POOLS)}, got {pool!r}.")
     module = _CNN(
         num_outputs=check_int("num_outputs", num_outputs),
         channels=tuple(check_int("channels", c) for c in channels),
         kernel_size=kernel_size,
-        hidden=check_int("hidden", hidden),
+        hidden=None if hidden is None else check_int("hidden", hidden),
         activation=activation,
+        pool=pool,
     )
     return from_flax(module)
+
+
+def fortuin_cnn(num_outputs: int = 10, width: int = 64) -> Model:
+    """The convolutional network of Fortuin et al. 2021's MNIST and Fashion-MNIST experiments.
+
+    Two ``3 x 3`` convolutions of ``width`` channels (zero padding 1, i.e.
+    SAME), each followed by ReLU and ``2 x 2`` max-pooling, then a linear
+    layer on the flattened features: on 28x28 images ``28 -> 14 -> 7``, a
+    head of ``7 * 7 * width -> num_outputs``. This is
+    ``cnn(num_outputs, channels=(width, width), kernel_size=3, hidden=None,
+    pool="max")``; it is ``ClassificationConvNet`` with ``depth=3`` and
+    ``width=64`` of ratschlab/bnn_priors (Fortuin, Garriga-Alonso, Ober,
+    Wenzel, Ratsch, Turner, van der Wilk & Aitchison 2021, "Bayesian Neural
+    Network Priors Revisited", ICLR 2022). 68,938 weights on 28x28x1 inputs; one
+    forward pass costs about 15 MFLOP per 28x28 example.
+
+    Args:
+      num_outputs: classes.
+      width: channels of both convolutions.
+
+    Returns:
+      The :class:`Model`, layers ``Conv_0 [3, 3, C, width]``,
+      ``Conv_1 [3, 3, width, width]`` and ``Dense_0``.
+
+    Example:
+      >>> model = fortuin_cnn(10)
+      >>> params = model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
+      >>> params["Dense_0"]["kernel"].shape   # 7 * 7 * 64
+      (3136, 10)
+    """
+    width = check_int("width", width)
+    return cnn(num_outputs, channels=(width, width), kernel_size=3, hidden=None, pool="max")
 
 
 def _to_dict(tree: Any) -> Any:

@@ -96,6 +96,59 @@ def test_cnn_options():
     assert _shapes(params)["Dense_0"]["kernel"] == (14 * 14 * 8, 12)
 
 
+def test_fortuin_cnn_shapes():
+    model = models.fortuin_cnn(10)
+    x = jax.ShapeDtypeStruct((3, 28, 28, 1), jnp.float32)
+    params = jax.eval_shape(model.init, KEY, x)
+    assert _shapes(params) == {
+        "Conv_0": {"kernel": (3, 3, 1, 64), "bias": (64,)},
+        "Conv_1": {"kernel": (3, 3, 64, 64), "bias": (64,)},
+        "Dense_0": {"kernel": (7 * 7 * 64, 10), "bias": (10,)},
+    }
+    assert jax.eval_shape(model.apply, params, x).shape == (3, 10)
+
+
+class _FlaxFortuin(nn.Module):
+    """The Fortuin et al. CNN written with flax's own Conv and max_pool (XLA's convolution)."""
+
+    @nn.compact
+    def __call__(self, x):
+        for _ in range(2):
+            x = nn.max_pool(nn.relu(nn.Conv(8, (3, 3), padding="SAME")(x)), (2, 2), strides=(2, 2))
+        return nn.Dense(3)(x.reshape(x.shape[0], -1))
+
+
+def test_fortuin_cnn_equals_flax_layers():
+    """Outputs and gradients equal the same network built from flax's layers, on odd image sizes too."""
+    model = models.fortuin_cnn(3, width=8)
+    x = jax.random.normal(KEY, (4, 13, 11, 2))
+    params = model.init(KEY, x[:1])
+
+    def loss(apply, p):
+        return jnp.sum(jnp.sin(apply(p, x)))
+
+    def flax_apply(p, x):
+        return _FlaxFortuin().apply({"params": p}, x)
+
+    np.testing.assert_allclose(jax.jit(model.apply)(params, x), flax_apply(params, x), rtol=1e-4, atol=1e-5)
+    ours = jax.jit(jax.grad(loss, 1), static_argnums=0)(model.apply, params)
+    theirs = jax.grad(loss, 1)(flax_apply, params)
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * float(jnp.max(jnp.abs(b))))
+
+
+@pytest.mark.parametrize("shape", [(2, 6, 6, 3), (2, 7, 5, 1)])
+def test_pooling_equals_flax(shape):
+    x = jax.random.normal(KEY, shape)
+    np.testing.assert_array_equal(models.max_pool_2x2(x), nn.max_pool(x, (2, 2), strides=(2, 2)))
+    np.testing.assert_allclose(models.avg_pool_2x2(x), nn.avg_pool(x, (2, 2), strides=(2, 2)), rtol=1e-6, atol=1e-7)
+    r = jax.random.normal(jax.random.key(1), models.max_pool_2x2(x).shape)
+    for ours, theirs in ((models.max_pool_2x2, lambda a: nn.max_pool(a, (2, 2), strides=(2, 2))),
+                         (models.avg_pool_2x2, lambda a: nn.avg_pool(a, (2, 2), strides=(2, 2)))):
+        np.testing.assert_allclose(jax.grad(lambda a: jnp.sum(ours(a) * r))(x),
+                                   jax.grad(lambda a: jnp.sum(theirs(a) * r))(x), rtol=1e-6, atol=1e-7)
+
+
 def test_apply_vmaps_over_stacked_params_and_jits():
     model = models.mlp([16], num_outputs=3)
     x = jax.random.normal(KEY, (7, 5))
@@ -177,6 +230,9 @@ def test_from_flax_rejects_non_param_collections():
         lambda: models.mlp([2.5], num_outputs=2),
         lambda: models.cnn(num_outputs=2, channels=(0,)),
         lambda: models.cnn(num_outputs=2, kernel_size=(3, 3, 3)),
+        lambda: models.cnn(num_outputs=2, pool="min"),
+        lambda: models.cnn(num_outputs=2, hidden=0),
+        lambda: models.fortuin_cnn(10, width=0),
     ],
 )
 def test_bad_architecture_arguments_raise(build):

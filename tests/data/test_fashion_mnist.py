@@ -71,9 +71,21 @@ def test_idx_rejects_other_files(tmp_path):
 
 
 def test_fashion_mnist_installed():
+    """The real files, where installed (`make fashion-mnist`): shapes, dtypes, labels, standardization."""
     try:
         ds = data.load("fashion_mnist")
     except FileNotFoundError:
-        pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+        pytest.skip("Fashion-MNIST not installed: `make fashion-mnist` (apt-get install dataset-fashion-mnist)")
     assert ds.x_train.shape == (60000, 28, 28, 1) and ds.x_test.shape == (10000, 28, 28, 1)
-    assert set(np.unique(ds.y_test)) == set(range(10))
+    assert ds.y_train.shape == (60000,) and ds.y_test.shape == (10000,)
+    assert ds.x_train.dtype == ds.x_test.dtype == np.float32
+    assert ds.y_train.dtype == ds.y_test.dtype == np.int32
+    assert ds.task == "classification" and ds.num_classes == 10
+    for labels in (ds.y_train, ds.y_test):  # balanced: 6,000 and 1,000 of each class
+        np.testing.assert_array_equal(np.bincount(labels), np.full(10, len(labels) // 10))
+    pixels = ds.x_train.reshape(-1)
+    mean = float(pixels.mean(dtype=np.float64))
+    second_moment = float(np.einsum("i,i->", pixels, pixels, dtype=np.float64)) / pixels.size
+    assert abs(mean) < 1e-6 and second_moment == pytest.approx(1.0, abs=1e-6)
+    background = ds.x_train.min()  # raw black pixels: -mean / std of the raw pixels
+    assert float(background) == pytest.approx(-72.94 / 90.02, abs=1e-3)

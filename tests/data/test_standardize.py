@@ -29,3 +29,15 @@ def test_diabetes_target_statistics_are_the_training_targets():
     assert ds.y_mean == pytest.approx(y_train.mean()) and ds.y_std == pytest.approx(y_train.std())
     np.testing.assert_allclose(ds.y_test * ds.y_std + ds.y_mean, y_test, rtol=1e-5)
     np.testing.assert_allclose(ds.x_test, (x_test - x_train.mean(0)) / x_train.std(0), atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_global_moments_in_chunks_equal_numpy(monkeypatch, dtype):
+    from bayesjax.data import standardize
+
+    monkeypatch.setattr(standardize, "CHUNK", 1000)  # 3 chunks, the last one short
+    a = (np.random.default_rng(0).gamma(2.0, 40.0, size=(25, 10, 10)) + 3).astype(dtype)
+    mean, std = standardize.moments(a, None)
+    assert mean == pytest.approx(a.mean(dtype=np.float64), rel=1e-14)
+    assert std == pytest.approx(a.std(dtype=np.float64), rel=1e-12)
+    assert standardize.moments(np.full((3, 4), 7, dtype), None)[1] == 1.0  # constant: deviation 1

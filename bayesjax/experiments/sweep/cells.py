@@ -1,7 +1,8 @@
-"""One grid cell as a pure function of a traced (temperature, seed), and a chunk of cells as one vmapped jit."""
+"""One grid cell as a pure function of a traced (temperature, seed), and a chunk of cells as one jit."""
 from __future__ import annotations
 
 import functools
+import math
 from typing import Callable, NamedTuple
 
 import jax
@@ -112,7 +113,23 @@ def cell(setup: Setup, temperature, seed, x, y, x_test, y_test, x_ood, bar_id) -
 
 @functools.partial(jax.jit, static_argnums=(0,))
 def run_chunk(setup: Setup, temperatures, seeds, x, y, x_test, y_test, x_ood, bar_id) -> dict:
-    """A chunk of cells (leading axis of ``temperatures`` and ``seeds``) in one vmap: one compile per setup."""
-    return jax.vmap(functools.partial(cell, setup), (0, 0, None, None, None, None, None, None))(
-        temperatures, seeds, x, y, x_test, y_test, x_ood, bar_id
-    )
+    """A chunk of cells (leading axis of ``temperatures`` and ``seeds``) in one compiled call: one compile per setup.
+
+    The chunk splits into ``G = gcd(cells, devices)`` groups of consecutive
+    cells, as the driver shards its leading axis over ``G`` devices; the
+    groups are vmapped (one per device). Within a group the cells are vmapped
+    too, except for CNNs on the CPU, whose cells run one after another
+    (``lax.map``): a vmap over convolution weights is a batched product of
+    patch matrices, slower per example there than one cell after another
+    (benchmarks/README.md), and one cell's activations at a time bound the
+    memory. Results do not depend on the grouping.
+    """
+    def one(temperature, seed):
+        return cell(setup, temperature, seed, x, y, x_test, y_test, x_ood, bar_id)
+
+    if not (setup.config.model == "cnn" and jax.default_backend() == "cpu"):
+        return jax.vmap(one)(temperatures, seeds)
+    groups = math.gcd(temperatures.shape[0], jax.device_count())
+    grid = jax.tree.map(lambda a: a.reshape(groups, -1), (temperatures, seeds))
+    records = jax.vmap(lambda grid: jax.lax.map(lambda ts: one(*ts), grid))(grid)
+    return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), records)

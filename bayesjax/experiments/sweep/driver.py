@@ -32,13 +32,14 @@ def chunk_size(num_cells: int, num_devices: int) -> int:
 def setup_of(config: SweepConfig) -> Setup:
     """The static part of a sweep, cached per configuration (grid excluded) so reruns hit the same compile."""
     dataset = data.load(config.dataset, split=config.split, root=config.data_root)
+    small = dataset.x_train.shape[1] <= 8  # 8x8 digits; 28x28 and larger images get the research protocol's
     if config.model == "cnn":
-        model = models.cnn(dataset.num_classes)
+        model = models.cnn(dataset.num_classes) if small else models.fortuin_cnn(dataset.num_classes)
     else:
         model = models.mlp(list(config.hidden), dataset.num_classes)
     augmentation = None
-    if config.augment:
-        augmentation = augment.random_shift(1 if dataset.x_train.shape[1] <= 8 else 2)
+    if config.augment:  # digits are not mirror-symmetric: shifts only
+        augmentation = augment.random_shift(1) if small else augment.standard_image(2)
     return Setup(config, model, augmentation, len(dataset.y_train), 0)
 
 

@@ -10,7 +10,7 @@ of 3 epochs, one draw at the end of each cycle (10 per chain). The
 learning rate is per example (see :mod:`bayesjax.inference.sgmcmc`).
 
 * ``fmnist-mlp``: two hidden layers of 100 units.
-* ``fmnist-cnn``: Fortuin et al.'s CNN (``bj.models.cnn`` on 28x28 inputs).
+* ``fmnist-cnn``: Fortuin et al.'s CNN (:func:`bayesjax.models.fortuin_cnn`).
 """
 from __future__ import annotations
 
