@@ -6,8 +6,8 @@ Example:
   >>> post = bj.run(key, bj.map(lj, optax.adam(1e-3)), params, (x, y), num_steps=20, batch_size=128)
   >>> pred = bj.predictive(model.apply, post.sample(key, 1), x_test, lj.likelihood)
 """
-from bayesjax import (augment, buffer, data, diagnostics, likelihoods, linear, memory, metrics, models, priors,
-                      sharding, trees)
+from bayesjax import (augment, buffer, convolution, data, diagnostics, likelihoods, linear, memory, metrics, models,
+                      priors, sharding, trees)
 from bayesjax.base import Algorithm
 from bayesjax.buffer import with_sample_buffer
 from bayesjax.chains import vmap_chains
@@ -45,6 +45,7 @@ __all__ = [
     "LogJoint",
     "Posterior",
     "RegressionPredictive",
+    "convolution",
     "cyclical_sgld",
     "data",
     "diagnostics",

@@ -72,7 +72,7 @@ def sweep_command(args) -> list[dict]:
             likelihood=args.likelihood, tempering=args.tempering, augment=augment,
             temperatures=args.temperatures, seeds=args.seeds, num_steps=args.steps, batch_size=args.batch_size,
             step_size=args.step_size, friction=args.friction, num_cycles=args.num_cycles,
-            epochs_per_cycle=args.epochs_per_cycle, num_chains=args.chains, prior=args.prior,
+            epochs_per_cycle=args.epochs_per_cycle, layerwise_preconditioner=args.layerwise_preconditioner, num_chains=args.chains, prior=args.prior,
             burnin=args.burnin if args.burnin is not None else args.steps // 2, thin=args.thin,
             num_predictive_samples=args.samples, prior_scale=args.prior_scale, ood=args.ood, split=args.split,
             data_root=args.data_root, learning_rate=args.learning_rate, laplace_predictive=args.laplace_predictive,
@@ -187,6 +187,8 @@ def _parser(sweep_defaults: dict | None = None) -> argparse.ArgumentParser:
                           "(the Langevin step is it / N), so one value serves every data set size")
     swp.add_argument("--friction", type=float, default=0.05)
     swp.add_argument("--num-cycles", type=int, default=4)
+    swp.add_argument("--layerwise-preconditioner", action=argparse.BooleanOptionalAction, default=False,
+                     help="SGHMC: Wenzel et al. (2020)'s layerwise preconditioner, refreshed every epoch")
     swp.add_argument("--epochs-per-cycle", type=int, default=None,
                      help="cyclical methods: cycles of this many epochs, one draw at the end of each")
     swp.add_argument("--chains", type=int, default=2, help="chains per cell")

@@ -89,7 +89,7 @@ def test_a_preset_fills_the_protocol_and_given_flags_override_it():
     args = cli._parser(cli._preset_defaults(argv)).parse_args(argv)
     assert (args.dataset, args.model, args.method, args.prior, args.augment) == (
         "fashion_mnist", "cnn", "cyclical_sghmc", "gaussian", "both")
-    assert len(args.temperatures) == 17 and args.epochs_per_cycle == 3
+    assert len(args.temperatures) == 17 and args.epochs_per_cycle == 3 and args.layerwise_preconditioner
     assert args.seeds == (0,) and args.steps == 100  # given flags win
     plain = cli._parser(cli._preset_defaults(["sweep"])).parse_args(["sweep"])
     assert (plain.dataset, plain.method, plain.prior) == ("digits", "sgld", "isotropic")

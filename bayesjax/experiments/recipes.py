@@ -82,6 +82,7 @@ class Settings(NamedTuple):
       num_cycles: cyclical SGLD's cycles.
       vi_init_scale: q's initial sigma per weight.
       sgd_learning_rate: SWAG's SGD learning rate (on the per-example loss).
+      precondition_every: SGHMC's layerwise preconditioner refresh period in steps (None: none).
       steps_per_epoch: SWAG collects about once per epoch.
     """
 
@@ -93,6 +94,7 @@ class Settings(NamedTuple):
     num_cycles: int | None = None
     vi_init_scale: float | Array = VI_INIT_SCALE
     sgd_learning_rate: float | None = None
+    precondition_every: int | None = None
     steps_per_epoch: int | None = None
 
 
@@ -152,7 +154,7 @@ def build_sgld(lj: LogJoint, settings: Settings) -> Algorithm:
 
 
 def build_sghmc(lj: LogJoint, settings: Settings) -> Algorithm:
-    return sgmcmc.build_sghmc(lj, settings.sghmc_step_size, settings.friction)
+    return sgmcmc.build_sghmc(lj, settings.sghmc_step_size, settings.friction, settings.precondition_every)
 
 
 def build_cyclical_sgld(lj: LogJoint, settings: Settings) -> Algorithm:
@@ -161,7 +163,7 @@ def build_cyclical_sgld(lj: LogJoint, settings: Settings) -> Algorithm:
 
 def build_cyclical_sghmc(lj: LogJoint, settings: Settings) -> Algorithm:
     return sgmcmc.build_cyclical_sgld(lj, settings.sghmc_step_size, settings.num_cycles, settings.num_steps,
-                                      friction=settings.friction)
+                                      friction=settings.friction, precondition_every=settings.precondition_every)
 
 
 def build_hmc(lj: LogJoint, settings: Settings) -> Algorithm:

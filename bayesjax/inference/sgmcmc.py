@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import optax
 
 from bayesjax.base import Algorithm, cached_builder, targeting
-from bayesjax.checks import check_positive, concrete
+from bayesjax.checks import check_int, check_positive, concrete
 from bayesjax.logjoint import LogJoint
 from bayesjax.trees import repeat_params
 from bayesjax.types import Array, Batch, Params, PRNGKey
@@ -46,11 +46,17 @@ class SGLDState(NamedTuple):
 
 
 class SGHMCState(NamedTuple):
-    """Position, momentum (in units of a position increment) and step counter."""
+    """Position, momentum (in units of a position increment), step counter and the layerwise preconditioner.
+
+    ``square_avg`` (RMSprop average of the squared per-example gradient) and
+    ``preconditioner`` (one scalar G_l per leaf) are None without preconditioning.
+    """
 
     position: Params
     momentum: Params
     count: Array
+    square_avg: Params | None = None
+    preconditioner: Params | None = None
 
 
 class SGMCMCInfo(NamedTuple):
@@ -133,9 +139,27 @@ def sgld_step(
     return SGLDState(position, state.count + 1, square_avg), SGMCMCInfo(value, eps, sampling)
 
 
-def sghmc_init(position: Params) -> SGHMCState:
-    """Starts a chain at ``position`` with zero momentum."""
-    return SGHMCState(position, jax.tree.map(jnp.zeros_like, position), jnp.zeros((), jnp.int32))
+def sghmc_init(position: Params, preconditioned: bool = False) -> SGHMCState:
+    """Starts a chain at ``position`` with zero momentum (and G_l = 1 when ``preconditioned``)."""
+    momentum = jax.tree.map(jnp.zeros_like, position)
+    if not preconditioned:
+        return SGHMCState(position, momentum, jnp.zeros((), jnp.int32))
+    return SGHMCState(position, momentum, jnp.zeros((), jnp.int32), jax.tree.map(jnp.ones_like, position),
+                      jax.tree.map(lambda p: jnp.ones((), p.dtype), position))
+
+
+def layerwise_preconditioner(square_avg: Params, epsilon: float) -> Params:
+    """Wenzel et al. (2020, App. E)'s layerwise preconditioner: one scalar per leaf.
+
+        s_l = mean_i V_li + delta,   G_l = sqrt(min_k s_k / s_l)  (<= 1)
+
+    so the leaf with the smallest root-mean-square gradient keeps the
+    learning rate and the others move more slowly (M_l = 1 / G_l the mass).
+    """
+    leaves, treedef = jax.tree.flatten(square_avg)
+    scale = jnp.stack([jnp.mean(v) for v in leaves]) + epsilon
+    gains = jnp.sqrt(jnp.min(scale) / scale)
+    return treedef.unflatten([gains[i].astype(v.dtype) for i, v in enumerate(leaves)])
 
 
 def sghmc_step(
@@ -147,26 +171,43 @@ def sghmc_step(
     step_size: StepSize,
     friction: float | Array,
     is_sample: Callable[[Array], Array] = _always_sample,
+    precondition_every: int | None = None,
+    rmsprop_decay: float = 0.99,
+    rmsprop_epsilon: float = 1e-8,
 ) -> tuple[SGHMCState, SGMCMCInfo]:
     """One SGHMC step (Chen et al. 2014) in the SGD-with-momentum form.
 
-        v     <- (1 - alpha) v - lr grad (U / N) + sqrt(2 alpha lr T / N) xi
+        v     <- (1 - alpha) v - lr G grad (U / N) + sqrt(2 alpha lr T G / N) xi
         theta <- theta + v
 
     with learning rate per example lr = ``step_size`` = N h^2 and friction
     alpha = h C for leapfrog step h, friction C and unit mass (Chen et al.
-    2014, Sec. 3.3; Wenzel et al. 2020, whose ``lr`` this is).
+    2014, Sec. 3.3; Wenzel et al. 2020, whose ``lr`` this is). G = 1, or with
+    ``state.preconditioner`` kept, Wenzel et al.'s layerwise G_l
+    (:func:`layerwise_preconditioner`): SGHMC in the coordinates
+    M^(1/2) theta, exact for a fixed G, which is why G is refreshed from the
+    RMSprop average V <- a V + (1 - a) (grad U / N)^2 only every
+    ``precondition_every`` steps (an epoch, as Wenzel et al.).
     """
     eps = _schedule(step_size)(state.count)
     sampling = is_sample(state.count)
     value, drift = _drift(log_joint, state.position, batch)
     noise = optax.tree_utils.tree_random_like(key, state.position)
     noise_scale = jnp.where(sampling, jnp.sqrt(2 * friction * eps * log_joint.temperature / log_joint.num_data), 0.0)
+    gains = state.preconditioner if state.preconditioner is not None else jax.tree.map(lambda p: 1.0, state.position)
     momentum = jax.tree.map(
-        lambda v, g, n: (1 - friction) * v + eps * g + noise_scale * n, state.momentum, drift, noise
+        lambda v, g, n, G: (1 - friction) * v + eps * G * g + noise_scale * jnp.sqrt(G) * n,
+        state.momentum, drift, noise, gains,
     )
     position = jax.tree.map(jnp.add, state.position, momentum)
-    return SGHMCState(position, momentum, state.count + 1), SGMCMCInfo(value, eps, sampling)
+    new_state = SGHMCState(position, momentum, state.count + 1)
+    if state.preconditioner is not None:
+        square_avg = jax.tree.map(lambda v, g: rmsprop_decay * v + (1 - rmsprop_decay) * g**2, state.square_avg, drift)
+        refresh = (state.count + 1) % precondition_every == 0
+        preconditioner = jax.tree.map(lambda new, old: jnp.where(refresh, new, old),
+                                      layerwise_preconditioner(square_avg, rmsprop_epsilon), state.preconditioner)
+        new_state = new_state._replace(square_avg=square_avg, preconditioner=preconditioner)
+    return new_state, SGMCMCInfo(value, eps, sampling)
 
 
 def sample(state: SGLDState | SGHMCState, num_samples: int) -> Params:
@@ -227,7 +268,8 @@ def build_sgld(
 
 
 @cached_builder
-def build_sghmc(log_joint: LogJoint, step_size: StepSize, friction: float | Array = 0.1) -> Algorithm:
+def build_sghmc(log_joint: LogJoint, step_size: StepSize, friction: float | Array = 0.1,
+                precondition_every: int | None = None) -> Algorithm:
     """Stochastic gradient Hamiltonian Monte Carlo (Chen et al. 2014).
 
     Args:
@@ -235,21 +277,31 @@ def build_sghmc(log_joint: LogJoint, step_size: StepSize, friction: float | Arra
       step_size: the learning rate per example lr (float, traced array or
         optax schedule) on the gradient of the per-example loss U / N.
       friction: alpha in (0, 1], one minus the momentum coefficient.
+      precondition_every: steps between refreshes of Wenzel et al. (2020)'s
+        layerwise preconditioner (:func:`sghmc_step`), e.g. the steps of an
+        epoch; None: no preconditioner.
 
     Example:
       >>> algo = bj.sghmc(lj, step_size=0.01, friction=0.1)
       >>> post = bj.run(key, algo, params_map, (x, y), num_steps=40, batch_size=50,
       ...               num_chains=2, burnin=20, progress=False)
     """
+    _check_momentum(step_size, friction, precondition_every)
+
+    def step(key, state, batch, *, log_joint):
+        return sghmc_step(key, state, batch, log_joint=log_joint, step_size=step_size, friction=friction,
+                          precondition_every=precondition_every)
+
+    return _algorithm(lambda params: sghmc_init(params, precondition_every is not None), step, log_joint)
+
+
+def _check_momentum(step_size: StepSize, friction, precondition_every: int | None) -> None:
     _check_step_size(step_size)
     check_positive("friction", friction)
     if concrete(friction) is not None and friction > 1:
         raise ValueError(f"friction must be in (0, 1], got {friction}")
-
-    def step(key, state, batch, *, log_joint):
-        return sghmc_step(key, state, batch, log_joint=log_joint, step_size=step_size, friction=friction)
-
-    return _algorithm(sghmc_init, step, log_joint)
+    if precondition_every is not None:
+        check_int("precondition_every", precondition_every)
 
 
 def cyclical_schedule(step_size: float | Array, cycle_length: int) -> Callable[[Array], Array]:
@@ -265,6 +317,7 @@ def build_cyclical_sgld(
     num_steps: int,
     exploration_fraction: float = 0.5,
     friction: float | Array | None = None,
+    precondition_every: int | None = None,
 ) -> Algorithm:
     """Cyclical SG-MCMC (Zhang et al. 2020, "Cyclical stochastic gradient MCMC").
 
@@ -283,6 +336,8 @@ def build_cyclical_sgld(
       num_steps: K, total steps of the run (pass the same to ``bj.run``).
       exploration_fraction: beta in [0, 1), the exploration share of a cycle.
       friction: None for cyclical SGLD; alpha for cyclical SGHMC.
+      precondition_every: cyclical SGHMC: steps between refreshes of the
+        layerwise preconditioner (see :func:`build_sghmc`); None: none.
 
     Example:
       >>> algo = bj.cyclical_sgld(lj, step_size=0.5, num_cycles=4, num_steps=40)
@@ -291,7 +346,12 @@ def build_cyclical_sgld(
       >>> post.state.num_collected.tolist()   # the sampling halves of the 4 cycles of 10 steps
       [20, 20]
     """
-    _check_step_size(step_size)
+    if friction is None:
+        _check_step_size(step_size)
+        if precondition_every is not None:
+            raise ValueError("precondition_every applies to cyclical SGHMC: give friction too")
+    else:
+        _check_momentum(step_size, friction, precondition_every)
     if num_cycles < 1 or num_steps < num_cycles:
         raise ValueError(f"need 1 <= num_cycles <= num_steps, got num_cycles={num_cycles}, num_steps={num_steps}")
     if not 0 <= exploration_fraction < 1:
@@ -310,6 +370,6 @@ def build_cyclical_sgld(
 
     def momentum_step(key, state, batch, *, log_joint):
         return sghmc_step(key, state, batch, log_joint=log_joint, step_size=schedule, friction=friction,
-                          is_sample=is_sample)
+                          is_sample=is_sample, precondition_every=precondition_every)
 
-    return _algorithm(sghmc_init, momentum_step, log_joint)
+    return _algorithm(lambda params: sghmc_init(params, precondition_every is not None), momentum_step, log_joint)

@@ -50,6 +50,7 @@ class SweepConfig:
     friction: float = 0.05
     num_cycles: int = 4
     epochs_per_cycle: int | None = None
+    layerwise_preconditioner: bool = False
     num_chains: int = 2
     burnin: int = 1000
     thin: int = 50
@@ -91,6 +92,8 @@ class SweepConfig:
             raise ValueError(f"ood must be one of {OOD_SHIFTS}, got {self.ood!r}")
         for name in ("num_steps", "batch_size", "num_chains", "thin", "num_predictive_samples", "num_cycles"):
             check_int(name, getattr(self, name))
+        if self.layerwise_preconditioner and not METHODS[self.method].momentum:
+            raise ValueError(f"the layerwise preconditioner is SGHMC's (sghmc, cyclical_sghmc), not {self.method!r}'s")
         if self.epochs_per_cycle is not None:
             check_int("epochs_per_cycle", self.epochs_per_cycle)
             if not self.method.startswith("cyclical"):

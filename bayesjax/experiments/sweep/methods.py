@@ -60,6 +60,8 @@ def settings(lj: LogJoint, config: SweepConfig) -> Settings:
     return Settings(num_steps=config.num_steps, learning_rate=config.learning_rate, step_size=config.step_size,
                     sghmc_step_size=config.step_size, friction=config.friction,
                     num_cycles=config.cycles(lj.num_data)[0],
+                    precondition_every=max(1, lj.num_data // config.batch_size) if config.layerwise_preconditioner
+                    else None,
                     vi_init_scale=VI_INIT_SCALE * jnp.sqrt(lj.temperature))
 
 

@@ -5,8 +5,9 @@ Fortuin et al. 2021, "Bayesian Neural Network Priors Revisited"): the 17
 temperatures 10^-4 ... 1, 3 seeds, augmentation off and on (random crops
 after 2-pixel padding and horizontal flips), a He-scaled Gaussian prior
 (``--prior laplace`` or ``student_t`` for Fortuin et al.'s heavy tails), and
-cyclical SGHMC (Zhang et al. 2020) for 30 epochs of batches of 128 in cycles
-of 3 epochs, one draw at the end of each cycle (10 per chain). The
+cyclical SGHMC (Zhang et al. 2020) with Wenzel et al.'s layerwise
+preconditioner (refreshed every epoch) for 30 epochs of batches of 128 in
+cycles of 3 epochs, one draw at the end of each cycle (10 per chain). The
 learning rate is per example (see :mod:`bayesjax.inference.sgmcmc`).
 
 * ``fmnist-mlp``: two hidden layers of 100 units.
@@ -28,6 +29,7 @@ _PROTOCOL = {
     "chains": 1,
     "step_size": 0.05,
     "friction": 0.1,
+    "layerwise_preconditioner": True,
 }
 
 PRESETS: dict[str, dict] = {

@@ -40,3 +40,9 @@ def test_priors_are_choices_and_laplace_needs_a_gaussian_one():
         dataclasses.replace(CONFIG, method="laplace_diag", prior="student_t").validate()
     with pytest.raises(ValueError, match="prior must be one of"):
         dataclasses.replace(CONFIG, prior="horseshoe").validate()
+
+
+def test_the_layerwise_preconditioner_is_sghmcs():
+    dataclasses.replace(CONFIG, method="cyclical_sghmc", layerwise_preconditioner=True).validate()
+    with pytest.raises(ValueError, match="layerwise preconditioner"):
+        dataclasses.replace(CONFIG, method="sgld", layerwise_preconditioner=True).validate()
