@@ -48,11 +48,15 @@ def check_key(key: Any, name: str = "key") -> None:
     raise TypeError(f"{name} must be a PRNG key such as jax.random.key(seed), got {type(key).__name__} {key!r:.60}")
 
 
-def check_data(data) -> tuple[np.ndarray, np.ndarray]:
-    """``(x, y)`` as NumPy arrays; ValueError unless a non-empty pair with one leading axis and finite values."""
+def check_data(data) -> tuple[np.ndarray | jax.Array, np.ndarray | jax.Array]:
+    """``(x, y)``; ValueError unless a non-empty pair with one leading axis and finite values.
+
+    JAX arrays stay where they are (checked there, not copied to the host);
+    anything else becomes a NumPy array.
+    """
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise ValueError("data must be a pair (x, y)")
-    x, y = (np.asarray(a) for a in data)
+    x, y = (a if isinstance(a, jax.Array) else np.asarray(a) for a in data)
     if x.ndim == 0 or y.ndim == 0:
         raise ValueError(f"x and y need a leading data axis, got shapes {x.shape} and {y.shape}")
     if x.shape[0] == 0:
@@ -60,7 +64,8 @@ def check_data(data) -> tuple[np.ndarray, np.ndarray]:
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"x and y disagree on the number of examples: {x.shape[0]} vs {y.shape[0]}")
     for name, a in (("x", x), ("y", y)):
-        if np.issubdtype(a.dtype, np.inexact) and not np.all(np.isfinite(a)):
-            bad = int(np.sum(~np.isfinite(a)))
+        xp = jax.numpy if isinstance(a, jax.Array) else np
+        if np.issubdtype(a.dtype, np.inexact) and not bool(xp.all(xp.isfinite(a))):
+            bad = int(xp.sum(~xp.isfinite(a)))
             raise ValueError(f"data {name} contains {bad} non-finite value(s) (NaN or inf)")
     return x, y

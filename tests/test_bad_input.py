@@ -6,6 +6,7 @@ import optax
 import pytest
 
 import bayesjax as bj
+from bayesjax.checks import check_data
 
 MODEL = bj.models.mlp([4], num_outputs=3)
 
@@ -50,6 +51,17 @@ def test_nan_in_data(setup):
     compiled = []
     with pytest.raises(ValueError, match="non-finite"):
         run(params, (x, y), compiled)
+    assert not compiled
+
+
+def test_device_arrays_are_checked_where_they_live(setup):
+    x, y, params = setup
+    on_device = jax.device_put(x)
+    checked, _ = check_data((on_device, y))
+    assert checked is on_device  # not copied through the host
+    compiled = []
+    with pytest.raises(ValueError, match="x contains 1 non-finite"):
+        run(params, (on_device.at[3, 1].set(jnp.nan), y), compiled)
     assert not compiled
 
 

@@ -72,7 +72,7 @@ def reliability_grid(predictives: dict, y, path: str | os.PathLike, num_bins: in
     plt.close(fig)
 
 
-def sweep_curves(settings: dict, path: str | os.PathLike, metrics=("accuracy", "nll")) -> None:
+def sweep_curves(settings: dict, path: str | os.PathLike, metrics=("accuracy", "nll", "ece")) -> None:
     """Test metrics against temperature (log axis): mean and spread over seeds, one curve per setting.
 
     Args:

@@ -43,7 +43,7 @@ def test_reliability_grid_leaves_spare_panels_blank(classification, tmp_path):
 
 
 def test_sweep_curves(tmp_path):
-    records = [{"temperature": t, "seed": s, "accuracy": 0.9 - 0.01 * s, "nll": 0.3 + t}
+    records = [{"temperature": t, "seed": s, "accuracy": 0.9 - 0.01 * s, "nll": 0.3 + t, "ece": 0.02 * t}
                for t in (1e-2, 1e-1, 1.0) for s in (0, 1)]
     plots.sweep_curves({"augmentation off": records, "augmentation on": records}, tmp_path / "sweep.png")
     assert_png(tmp_path / "sweep.png")
