@@ -190,7 +190,8 @@ def _parser(sweep_defaults: dict | None = None) -> argparse.ArgumentParser:
     swp.add_argument("--layerwise-preconditioner", action=argparse.BooleanOptionalAction, default=False,
                      help="SGHMC: Wenzel et al. (2020)'s layerwise preconditioner, refreshed every epoch")
     swp.add_argument("--epochs-per-cycle", type=int, default=None,
-                     help="cyclical methods: cycles of this many epochs, one draw at the end of each")
+                     help="cyclical methods: cycles of this many epochs, one draw at the end of each "
+                          "(replaces --burnin and --thin)")
     swp.add_argument("--chains", type=int, default=2, help="chains per cell")
     swp.add_argument("--burnin", type=int, default=None, help="default: half the steps")
     swp.add_argument("--thin", type=int, default=50)

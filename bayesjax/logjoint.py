@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from bayesjax.checks import check_int, check_positive
-from bayesjax.chunking import chunk_leading
+from bayesjax.chunking import scan_chunks
 from bayesjax.likelihoods import Likelihood
 from bayesjax.priors import Prior
 from bayesjax.types import ApplyFn, Array, Batch, Params
@@ -111,26 +111,48 @@ class LogJoint:
         loss, grad = jax.value_and_grad(self.loss)(params, batch)
         return -loss * self.num_data / self.temperature, grad
 
+    def summed_log_likelihood(self, params: Params, batch: Batch, keep: Array | None = None) -> Array:
+        """sum_i log p(y_i | x_i, params) over the batch's rows (those where ``keep``), untempered and unscaled."""
+        x, y = batch
+        log_probs = self.likelihood.log_prob(self.apply(params, x), y)
+        return jnp.sum(log_probs if keep is None else jnp.where(keep, log_probs, 0.0))
+
+    def _check_full(self, data: Batch) -> None:
+        n = jax.tree.leaves(data)[0].shape[0]
+        if n != self.num_data:
+            raise ValueError(f"a full-data pass needs all {self.num_data} examples, got {n}")
+
     def full(self, params: Params, data: Batch, chunk_size: int = 1024) -> Array:
-        """Exact tempered log-joint on the whole data set, evaluated in chunks.
+        """Exact tempered log-joint on the whole data set, summed over contiguous chunks.
 
         Args:
           params: parameters.
           data: ``(x, y)`` with ``len(x) == num_data``.
-          chunk_size: examples per forward pass; bounds memory.
+          chunk_size: examples per forward pass; bounds memory (no padded copy of the data is made).
         """
-        x, y = data
-        n = x.shape[0]
-        if n != self.num_data:
-            raise ValueError(f"full() needs all {self.num_data} examples, got {n}")
-        chunks, mask = chunk_leading((x, y), n, min(chunk_size, n))
-
-        def chunk_sum(args):
-            (xc, yc), keep = args
-            return jnp.sum(jnp.where(keep, self.likelihood.log_prob(self.apply(params, xc), yc), 0.0))
-
-        log_likelihood = jnp.sum(jax.lax.map(chunk_sum, (chunks, mask)))
+        self._check_full(data)
+        log_likelihood = scan_chunks(lambda total, chunk, keep: total + self.summed_log_likelihood(params, chunk, keep),
+                                     jnp.zeros((), jnp.result_type(float)), data, chunk_size)
         return self.combine(log_likelihood, self.log_prior(params))
+
+    def full_potential_grad(self, params: Params, data: Batch, chunk_size: int = 1024) -> Params:
+        """grad U(params) on the whole data set (:meth:`potential`), accumulated over contiguous chunks.
+
+        The log-likelihood's gradient is folded chunk by chunk, so one chunk's
+        forward and backward pass is alive at a time, then joined with the
+        prior's by the tempering rule (:meth:`combine`, linear, so it applies
+        to gradients leaf by leaf).
+        """
+        self._check_full(data)
+
+        def fold(total, chunk, keep):
+            piece = jax.grad(self.summed_log_likelihood)(params, chunk, keep)
+            return jax.tree.map(lambda t, g: t + g.astype(t.dtype), total, piece)
+
+        grad_likelihood = scan_chunks(fold, jax.tree.map(jnp.zeros_like, params), data, chunk_size)
+        grad_prior = jax.grad(self.log_prior)(params)
+        return jax.tree.map(lambda g_lik, g_prior: -self.temperature * self.combine(g_lik, g_prior),
+                            grad_likelihood, grad_prior)
 
 
 def log_joint(

@@ -205,8 +205,7 @@ def predictive(
     num_samples = _num_samples(samples)
     if num_samples == 0:
         raise ValueError("predictive needs at least one sample")
-    num_samples, input_chunk, chunk_size = chunk_plan(apply, samples, x, likelihood, chunk_size,
-                                                      input_chunk_size, memory_budget)
+    input_chunk, chunk_size = chunk_plan(apply, samples, x, likelihood, chunk_size, input_chunk_size, memory_budget)
     chunks, mask = chunk_leading(samples, num_samples, chunk_size)
     forward = jax.vmap(lambda params, xc: likelihood.predict(apply(params, xc)), (0, None))
 
@@ -247,8 +246,8 @@ def chunk_plan(
     chunk_size: int | None = None,
     input_chunk_size: int | None = None,
     memory_budget: int | None = None,
-) -> tuple[int, int, int]:
-    """``(samples, inputs per chunk, samples per chunk)`` that :func:`predictive` takes.
+) -> tuple[int, int]:
+    """``(inputs per chunk, samples per chunk)`` that :func:`predictive` takes.
 
     Explicit sizes are kept (the sample chunk rounded up to a multiple of the
     devices the samples are sharded over); the others fit ``memory_budget``
@@ -269,4 +268,4 @@ def chunk_plan(
     chunk_size, input_chunk = memory.chunk_sizes(num_samples, num_inputs, per_example, fixed, budget=memory_budget,
                                                  sample_chunk=chunk_size, input_chunk=input_chunk_size,
                                                  sample_multiple=shards)
-    return num_samples, input_chunk, chunk_size
+    return input_chunk, chunk_size

@@ -32,7 +32,9 @@ class SweepConfig:
     example, see :mod:`bayesjax.inference.sgmcmc`); ``learning_rate`` is Adam's for the
     methods that optimize (VI's ELBO, Laplace's MAP); ``laplace_predictive``
     is ``"glm"`` (linearized, probit link, as ``bayesjax compare``) or ``"mc"``
-    (weight draws). See :data:`METHODS`.
+    (weight draws). With ``epochs_per_cycle`` the cyclical methods keep one
+    draw at the end of each cycle in place of ``burnin`` and ``thin``. See
+    :data:`METHODS`.
     """
 
     dataset: str = "digits"

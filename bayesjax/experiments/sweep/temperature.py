@@ -43,36 +43,11 @@ def configurational_temperature(grad_potential: Callable, samples, batch_size: i
     return jnp.mean(virial) / per_draw_size(samples)
 
 
-def full_potential_grad(lj, params, data, chunk_size: int):
-    """grad U(params) on all of ``data``, accumulated over contiguous chunks of ``chunk_size`` examples.
-
-    ``U = -T log p_T(params | D)`` (:meth:`~bayesjax.logjoint.LogJoint.potential`)
-    on the whole data set: the gradient of the summed log-likelihood is folded
-    chunk by chunk (:func:`bayesjax.chunking.scan_chunks`), so one chunk's
-    forward and backward pass is alive at a time, then joined with the
-    prior's by the log-joint's tempering rule (:meth:`~bayesjax.logjoint.LogJoint.combine`,
-    linear, so it applies to gradients leaf by leaf).
-    """
-
-    def fold(total, chunk, keep):
-        xc, yc = chunk
-        piece = jax.grad(lambda p: jnp.sum(jnp.where(keep, lj.likelihood.log_prob(lj.apply(p, xc), yc), 0.0)))(params)
-        return jax.tree.map(lambda t, g: t + g.astype(t.dtype), total, piece)
-
-    grad_likelihood = scan_chunks(fold, jax.tree.map(jnp.zeros_like, params), data, chunk_size)
-    grad_prior = jax.grad(lj.log_prior)(params)
-    return jax.tree.map(lambda g_lik, g_prior: -lj.temperature * lj.combine(g_lik, g_prior), grad_likelihood,
-                        grad_prior)
-
-
 def gradient_cost(lj, samples, data) -> tuple[float, float]:
     """``(bytes per example, fixed bytes)`` of one sample's log-likelihood gradient on ``data`` (:func:`bayesjax.memory.example_cost`)."""
     one = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape[1:], s.dtype), samples)
 
-    def grad_log_likelihood(params, batch):
-        return jax.grad(lambda p: jnp.sum(lj.likelihood.log_prob(lj.apply(p, batch[0]), batch[1])))(params)
-
-    return memory.example_cost(grad_log_likelihood, one, data)
+    return memory.example_cost(jax.grad(lj.summed_log_likelihood), one, data)
 
 
 def kinetic_temperature(momentum, step_size) -> jax.Array:
@@ -103,7 +78,7 @@ def sgmcmc_checks(lj, config, algorithm, states, info, key, x, y, *, momentum: b
 
     Memory stays bounded on any data size: the configurational temperature's
     8 draws are taken one after another, each with its full-data gradient
-    folded over chunks of the data (:func:`full_potential_grad`); the noise
+    folded over chunks of the data (:meth:`~bayesjax.logjoint.LogJoint.full_potential_grad`); the noise
     ratio's minibatch gradients run chain after chain, as many minibatches
     at once as fit. Chunk sizes fit ``memory_budget`` bytes (default
     :data:`bayesjax.memory.DEFAULT_BUDGET`).
@@ -139,7 +114,7 @@ def sgmcmc_checks(lj, config, algorithm, states, info, key, x, y, *, momentum: b
     ratio = jnp.mean(jax.lax.map(chain_noise_ratio, (states.inner.position, step_size,
                                                       jax.random.split(noise_key, config.num_chains))))
     samples = pooled_sample(algorithm, sample_key, states, 8)
-    configurational = configurational_temperature(lambda p: full_potential_grad(lj, p, (x, y), data_chunk), samples)
+    configurational = configurational_temperature(lambda p: lj.full_potential_grad(p, (x, y), data_chunk), samples)
     kinetic = jnp.array(jnp.nan, configurational.dtype)
     if momentum:
         kinetic = jnp.mean(jax.vmap(kinetic_temperature)(states.inner.momentum, step_size))

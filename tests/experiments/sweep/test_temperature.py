@@ -6,7 +6,7 @@ import numpy as np
 import bayesjax as bj
 from bayesjax import memory
 from bayesjax.experiments import sweep
-from bayesjax.experiments.sweep.temperature import full_potential_grad, gradient_cost, sgmcmc_checks
+from bayesjax.experiments.sweep.temperature import gradient_cost, sgmcmc_checks
 
 
 def test_configurational_temperature_of_exact_samples():
@@ -45,7 +45,7 @@ def test_full_potential_grad_in_chunks_equals_the_one_pass_gradient():
     params = model.init(jax.random.key(0), x[:1])
     expected = jax.grad(lj.potential)(params, (x, y))
     for chunk in (7, 90):  # a ragged last chunk, and one chunk
-        got = jax.jit(lambda p: full_potential_grad(lj, p, (x, y), chunk))(params)
+        got = jax.jit(lambda p: lj.full_potential_grad(p, (x, y), chunk))(params)
         for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected)):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
