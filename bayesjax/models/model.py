@@ -1,0 +1,78 @@
+"""The :class:`Model` type: a network as pure functions, and the check that parameters fit it."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from bayesjax.types import Array, Params, PRNGKey
+
+
+class Model(NamedTuple):
+    """A neural network as two pure functions.
+
+    Attributes:
+      init: ``(key, x_example) -> params``; ``x_example`` is a batch of inputs
+        ``[B, ...]`` (one example suffices) fixing the input feature shape.
+      apply: ``(params, x) -> outputs`` of shape ``[B, num_outputs]``.
+
+    Example:
+      >>> model = bj.models.mlp([8], num_outputs=2)
+      >>> params = model.init(jax.random.key(0), jnp.zeros((1, 3)))
+      >>> model.apply(params, jnp.zeros((5, 3))).shape
+      (5, 2)
+    """
+
+    init: Callable[[PRNGKey, Array], Params]
+    apply: Callable[[Params, Array], Array]
+
+
+def to_dict(tree: Any) -> Any:
+    """Plain nested dicts from any (possibly frozen) mapping."""
+    if isinstance(tree, Mapping):
+        return {k: to_dict(v) for k, v in tree.items()}
+    return tree
+
+
+def _path_str(path: tuple) -> str:
+    parts = []
+    for entry in path:
+        for attr in ("key", "name", "idx"):
+            if hasattr(entry, attr):
+                parts.append(str(getattr(entry, attr)))
+                break
+        else:
+            parts.append(str(entry))
+    return "/".join(parts)
+
+
+def _shapes_by_path(tree: Params) -> dict[str, tuple[int, ...]]:
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {_path_str(path): tuple(jnp.shape(leaf)) for path, leaf in leaves}
+
+
+def check_params(expected: Params, given: Params, x_shape: tuple[int, ...]) -> None:
+    """Raises ValueError naming the first leaf whose path or shape differs.
+
+    Runs in Python on static shapes, so it costs nothing inside ``jit``; under
+    ``vmap`` the shapes seen are per-sample, so stacked parameters pass.
+    """
+    want, got = _shapes_by_path(expected), _shapes_by_path(given)
+    missing = [p for p in want if p not in got]
+    unexpected = [p for p in got if p not in want]
+    if missing or unexpected:
+        hint = ""
+        if any(p.startswith("params/") for p in unexpected):
+            hint = " Pass the inner dict, not flax's {'params': ...} wrapper."
+        raise ValueError(
+            f"params do not match the model for inputs of shape {tuple(x_shape)}: "
+            f"missing leaves {missing}, unexpected leaves {unexpected}.{hint}"
+        )
+    for path, shape in want.items():
+        if got[path] != shape:
+            raise ValueError(
+                f"params leaf {path!r} has shape {got[path]} but the model expects "
+                f"{shape} for inputs of shape {tuple(x_shape)}."
+            )
