@@ -17,6 +17,7 @@ from bayesjax.inference.ensemble import build_multiswag as multiswag
 from bayesjax.inference.laplace import LaplacePosterior, laplace
 from bayesjax.inference.laplace import build as streaming_laplace
 from bayesjax.inference.map import build as map  # noqa: A001 (bj.map is the public name)
+from bayesjax.inference.mc_dropout import build as mc_dropout
 from bayesjax.inference.mcmc.hmc import build_hmc as hmc
 from bayesjax.inference.mcmc.nuts import build_nuts as nuts
 from bayesjax.inference.online import online
@@ -29,6 +30,7 @@ from bayesjax.inference.vi import build_fullrank as fullrank_vi
 from bayesjax.inference.vi import build_lowrank as lowrank_vi
 from bayesjax.inference.vi import build_meanfield as meanfield_vi
 from bayesjax.logjoint import LogJoint, log_joint
+from bayesjax.model_state import recompute_statistics, with_model_state
 from bayesjax.predictive import ClassificationPredictive, RegressionPredictive, predictive
 from bayesjax.run import run
 
@@ -58,6 +60,7 @@ __all__ = [
     "log_joint",
     "lowrank_vi",
     "map",
+    "mc_dropout",
     "memory",
     "meanfield_vi",
     "multiswag",
@@ -66,6 +69,7 @@ __all__ = [
     "nuts",
     "online",
     "predictive",
+    "recompute_statistics",
     "priors",
     "run",
     "sharding",
@@ -76,5 +80,6 @@ __all__ = [
     "sghmc",
     "sgld",
     "vmap_chains",
+    "with_model_state",
     "with_sample_buffer",
 ]

@@ -23,7 +23,7 @@ defaulted field of the type, never an attribute set on a function.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from bayesjax.types import Batch, Info, Params, PRNGKey, State
 
@@ -66,26 +66,6 @@ def is_markov_chain(algorithm: Algorithm, state: State) -> bool:
     if algorithm.markov_chain is not None:
         return algorithm.markov_chain
     return hasattr(state, "position")
-
-
-def targeting(log_joint: LogJoint, init: Callable, step: Callable, sample: Callable, **declared: Any) -> Algorithm:
-    """An :class:`Algorithm` whose ``step`` takes its target as the keyword ``log_joint``.
-
-    Builders write ``step(key, state, batch, *, log_joint, ...)`` and call
-    this, so the algorithm declares its target and can be retargeted.
-
-    Args:
-      log_joint: the target.
-      init, step, sample: the method's functions (``step`` with a
-        ``log_joint`` keyword).
-      **declared: other declared fields (``markov_chain``).
-    """
-
-    def retarget(other: LogJoint) -> Algorithm:
-        return targeting(other, init, step, sample, **declared)
-
-    bound = functools.partial(step, log_joint=log_joint)
-    return Algorithm(init, bound, sample, log_joint=log_joint, retarget=retarget, **declared)
 
 
 def cached_builder(build: Callable[..., Algorithm]) -> Callable[..., Algorithm]:

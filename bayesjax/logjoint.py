@@ -27,6 +27,7 @@ import jax.numpy as jnp
 from bayesjax.checks import check_int, check_positive
 from bayesjax.chunking import scan_chunks
 from bayesjax.likelihoods import Likelihood
+from bayesjax.models.model import Model
 from bayesjax.priors import Prior
 from bayesjax.types import ApplyFn, Array, Batch, Params
 
@@ -39,7 +40,10 @@ class LogJoint:
 
     Methods that need curvature or the observation model (Laplace, EKF, the
     GLM predictive) read ``apply``, ``prior`` and ``likelihood`` from it.
-    Build it with :func:`log_joint`.
+    ``model`` is the :class:`~bayesjax.models.Model` it was built from, if
+    any: a model with a training mode (BatchNorm, dropout) makes every
+    method carry its state (:mod:`bayesjax.model_state`). Build it with
+    :func:`log_joint`.
     """
 
     apply: ApplyFn
@@ -48,6 +52,7 @@ class LogJoint:
     num_data: int
     temperature: float | Array
     tempering: str
+    model: Model | None = None
 
     def log_likelihood(self, params: Params, batch: Batch) -> Array:
         """Unbiased minibatch estimate (N / |B|) sum_i log p(y_i | x_i, params), untempered."""
@@ -156,7 +161,7 @@ class LogJoint:
 
 
 def log_joint(
-    apply: ApplyFn,
+    apply: ApplyFn | Model,
     prior: Prior,
     likelihood: Likelihood,
     num_data: int,
@@ -166,7 +171,11 @@ def log_joint(
     """Builds the tempered, minibatch-scaled log-joint.
 
     Args:
-      apply: pure model ``apply(params, x) -> outputs``.
+      apply: pure model ``apply(params, x) -> outputs``, or a
+        :class:`~bayesjax.models.Model`: its ``apply``, and for a model with
+        a training mode (BatchNorm statistics, dropout) its ``train_apply``
+        in every method's steps. Pass the Model for such a network: its
+        ``apply`` alone is the evaluation mode, and trains without dropout.
       prior: a :class:`bayesjax.priors.Prior`.
       likelihood: a :class:`bayesjax.likelihoods.Likelihood`.
       num_data: N, the size of the full training set (> 0).
@@ -188,4 +197,5 @@ def log_joint(
         raise ValueError(f"tempering must be one of {TEMPERINGS}, got {tempering!r}")
     num_data = check_int("num_data", num_data)
     check_positive("temperature", temperature)
-    return LogJoint(apply, prior, likelihood, num_data, temperature, tempering)
+    model = apply if isinstance(apply, Model) else None
+    return LogJoint(model.apply if model else apply, prior, likelihood, num_data, temperature, tempering, model)

@@ -37,7 +37,8 @@ def _size(var) -> int:
     aval = var.aval
     if not hasattr(aval, "shape") or not hasattr(aval, "dtype"):
         return 0
-    return math.prod(aval.shape) * jnp.dtype(aval.dtype).itemsize
+    # aval.dtype.itemsize, not NumPy's: PRNG keys (a dropout key inside a model) have no NumPy dtype.
+    return math.prod(aval.shape) * aval.dtype.itemsize
 
 
 def _peak(jaxpr: core.Jaxpr) -> int:

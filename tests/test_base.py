@@ -6,7 +6,8 @@ import optax
 import pytest
 
 import bayesjax as bj
-from bayesjax.base import Algorithm, cached_builder, is_markov_chain, targeting
+from bayesjax.base import Algorithm, cached_builder, is_markov_chain
+from bayesjax.targeting import targeting
 from tests.helpers.compiles import count_compiles
 
 MODEL = bj.models.mlp([8], num_outputs=3)

@@ -67,7 +67,8 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from bayesjax.base import Algorithm, cached_builder, targeting
+from bayesjax.base import Algorithm, cached_builder
+from bayesjax.targeting import targeting
 from bayesjax.checks import check_int, check_positive
 from bayesjax.inference import swag
 from bayesjax.likelihoods import REGRESSION, Likelihood
@@ -342,7 +343,7 @@ def build(
 
     if log_joint is None:
         return Algorithm(init_fn, step_fn, sample_fn)
-    return targeting(log_joint, init_fn, step_fn, sample_fn)
+    return targeting(log_joint, init_fn, step_fn, sample_fn, model_state=False)
 
 
 @cached_builder

@@ -13,7 +13,8 @@ from typing import NamedTuple
 import jax
 import optax
 
-from bayesjax.base import Algorithm, cached_builder, targeting
+from bayesjax.base import Algorithm, cached_builder
+from bayesjax.targeting import targeting
 from bayesjax.logjoint import LogJoint
 from bayesjax.trees import repeat_params
 from bayesjax.types import Array, Batch, Params, PRNGKey

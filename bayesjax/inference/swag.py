@@ -52,7 +52,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from bayesjax.base import Algorithm, cached_builder, targeting
+from bayesjax.base import Algorithm, cached_builder
+from bayesjax.targeting import targeting
 from bayesjax.checks import check_int, check_positive
 from bayesjax.logjoint import LogJoint
 from bayesjax.trees import repeat_params

@@ -20,8 +20,10 @@ the parameters have the structure and shapes the model expects for ``x``; a
 mismatch raises a ``ValueError`` that names the offending leaf.
 """
 from bayesjax.models.layers import POOLS, Conv, avg_pool_2x2, max_pool_2x2
-from bayesjax.models.linen import from_flax
-from bayesjax.models.model import Model
+from bayesjax.models.flax_adapter import from_flax
+from bayesjax.models.linen import from_linen
+from bayesjax.models.model import Model, ModelState, Variables
+from bayesjax.models.nnx import from_nnx
 from bayesjax.models.networks import cnn, fortuin_cnn, mlp
 
-__all__ = ["POOLS", "Conv", "Model", "avg_pool_2x2", "cnn", "fortuin_cnn", "from_flax", "max_pool_2x2", "mlp"]
+__all__ = ["POOLS", "Conv", "Model", "ModelState", "Variables", "avg_pool_2x2", "cnn", "fortuin_cnn", "from_flax", "from_linen", "from_nnx", "max_pool_2x2", "mlp"]

@@ -1,24 +1,44 @@
-"""flax.linen modules as :class:`~bayesjax.models.model.Model`s."""
+"""flax.linen modules as :class:`~bayesjax.models.model.Model`s: weights, BatchNorm statistics, dropout.
+
+A linen module's variables split into the weights (collection ``"params"``,
+the Bayesian part) and every other collection (``"batch_stats"``, ...), the
+model state. A module whose ``__call__`` takes a ``train`` argument gets a
+training mode: ``train=True``, its state collections mutable, dropout drawn
+from the ``"dropout"`` key (the flax convention: ``nn.BatchNorm(
+use_running_average=not train)``, ``nn.Dropout(rate, deterministic=not train)``).
+"""
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from bayesjax.models.model import Model, check_params, to_dict
+from bayesjax.models.model import Model, ModelState, Variables, check_params, to_dict
 from bayesjax.types import Array, Params, PRNGKey
 
+TRAIN_ARGUMENT = "train"
+"""The keyword of a linen module's ``__call__`` that switches training mode on."""
 
-def from_flax(module: nn.Module) -> Model:
+
+def from_linen(module: nn.Module) -> Model:
     """Wraps a ``flax.linen`` module as a :class:`Model`.
 
-    ``init`` returns ``module.init(key, x)["params"]`` as a plain nested dict,
-    and ``apply(params, x)`` is ``module.apply({"params": params}, x)``. Only
-    modules whose sole variable collection is ``"params"`` are supported
-    (no ``batch_stats``: a Bayesian posterior over weights needs a pure
-    function of the weights).
+    * Weights only, no ``train`` argument: ``init`` returns
+      ``module.init(key, x)["params"]`` as a plain nested dict, and
+      ``apply(params, x) = module.apply({"params": params}, x)``.
+    * With a ``train`` argument: ``train_apply(params, state, x, key)`` calls
+      it with ``train=True``, the state collections mutable and
+      ``rngs={"dropout": key}``, and returns the outputs and the new state;
+      ``apply`` calls it with ``train=False`` (BatchNorm's running statistics,
+      no dropout), or with ``train=True`` and the sample's ``dropout_key``
+      when :class:`Variables` carry one (MC dropout; refused for a module
+      with state, whose one ``train`` flag would also switch BatchNorm to the
+      statistics of the test batch).
+    * With collections other than ``"params"`` (``"batch_stats"``): ``init``
+      returns :class:`Variables` ``(params, state)``, and ``apply`` needs them.
 
     Args:
       module: a linen module mapping a batch ``x`` to outputs.
@@ -27,46 +47,80 @@ def from_flax(module: nn.Module) -> Model:
       The :class:`Model`.
 
     Raises:
-      ValueError: from ``init`` if the module creates collections other than
-        ``"params"``; from ``apply`` if ``params`` do not match the structure
-        or shapes the module expects for ``x`` (the message names the leaf).
+      ValueError: from ``init`` if the module has state but no ``train``
+        argument to update it; from ``apply`` if ``params`` do not match the
+        structure or shapes the module expects for ``x`` (the message names
+        the leaf), or if a model with state is given bare weights.
 
     Example:
-      >>> class Affine(nn.Module):
+      >>> class Net(nn.Module):
       ...     @nn.compact
-      ...     def __call__(self, x):
-      ...         return nn.Dense(1)(x)
-      >>> model = from_flax(Affine())
-      >>> params = model.init(jax.random.key(0), jnp.zeros((1, 4)))
-      >>> params["Dense_0"]["kernel"].shape
-      (4, 1)
+      ...     def __call__(self, x, train: bool = False):
+      ...         x = nn.BatchNorm(use_running_average=not train)(nn.Dense(4)(x))
+      ...         return nn.Dense(1)(nn.Dropout(0.1, deterministic=not train)(x))
+      >>> model = from_linen(Net())
+      >>> variables = model.init(jax.random.key(0), jnp.zeros((1, 3)))
+      >>> sorted(variables.state), variables.params["Dense_0"]["kernel"].shape
+      (['batch_stats'], (3, 4))
+      >>> model.apply(variables, jnp.ones((5, 3))).shape
+      (5, 1)
     """
+    trainable = TRAIN_ARGUMENT in inspect.signature(module.__call__).parameters
     expected_cache: dict[Any, Params] = {}
 
-    def init(key: PRNGKey, x: Array) -> Params:
-        variables = module.init(key, jnp.asarray(x))
-        extra = sorted(set(variables) - {"params"})
-        if extra:
-            raise ValueError(
-                f"from_flax supports modules whose only variable collection is "
-                f"'params'; {type(module).__name__} also creates {extra}."
-            )
-        return to_dict(variables.get("params", {}))
+    def initial_variables(key: PRNGKey, x: Array) -> dict:
+        params_key, dropout_key = jax.random.split(key)
+        return module.init({"params": params_key, "dropout": dropout_key}, x)
 
-    def expected_params(x: Array) -> Params:
+    def init(key: PRNGKey, x: Array) -> Params | Variables:
+        variables = to_dict(initial_variables(key, jnp.asarray(x)))
+        params = variables.pop("params", {})
+        if not variables:
+            return params
+        if not trainable:
+            raise ValueError(f"{type(module).__name__} creates {sorted(variables)} besides 'params' but its "
+                             f"__call__ takes no `{TRAIN_ARGUMENT}` argument to update them in training: add "
+                             f"`{TRAIN_ARGUMENT}: bool = False` (e.g. nn.BatchNorm(use_running_average=not "
+                             f"{TRAIN_ARGUMENT}))")
+        return Variables(params, variables)
+
+    def expected(x: Array) -> dict:
         cache_key = (tuple(x.shape), jnp.dtype(x.dtype).name)
         if cache_key not in expected_cache:
-            spec = jax.ShapeDtypeStruct(x.shape, x.dtype)
-            expected_cache[cache_key] = jax.eval_shape(
-                lambda x_: module.init(jax.random.key(0), x_).get("params", {}), spec
-            )
+            expected_cache[cache_key] = jax.eval_shape(initial_variables, jax.random.key(0),
+                                                       jax.ShapeDtypeStruct(x.shape, x.dtype))
         return expected_cache[cache_key]
 
-    def apply(params: Params, x: Array) -> Array:
+    def unpack(params: Params | Variables, x: Array) -> Variables:
+        want = expected(x)
+        variables = params if isinstance(params, Variables) else Variables(params)
+        if set(want) - {"params"} and not variables.state:
+            raise ValueError(f"{type(module).__name__} has {sorted(set(want) - {'params'})}: it needs "
+                             f"bj.models.Variables(params, state) as model.init returns them, not bare weights "
+                             f"(and, to train it, a log-joint built from the Model: bj.log_joint(model, ...))")
+        check_params(want.get("params", {}), variables.params, x.shape)
+        return Variables(variables.params, variables.state or {}, variables.dropout_key)
+
+    def apply(params: Params | Variables, x: Array) -> Array:
         x = jnp.asarray(x)
-        check_params(expected_params(x), params, x.shape)
-        return module.apply({"params": params}, x)
+        weights, state, dropout_key = unpack(params, x)
+        if dropout_key is None:
+            kwargs = {TRAIN_ARGUMENT: False} if trainable else {}
+            return module.apply({"params": weights, **state}, x, **kwargs)
+        if state or not trainable:
+            raise ValueError(f"MC dropout (a dropout_key in Variables) needs a module whose `{TRAIN_ARGUMENT}` "
+                             f"switches on dropout only; {type(module).__name__} "
+                             + ("also has state (BatchNorm would use the test batch's statistics)" if state
+                                else f"takes no `{TRAIN_ARGUMENT}` argument"))
+        return module.apply({"params": weights}, x, rngs={"dropout": dropout_key}, **{TRAIN_ARGUMENT: True})
 
-    return Model(init=init, apply=apply)
+    def train_apply(params: Params, state: ModelState, x: Array, key: PRNGKey) -> tuple[Array, ModelState]:
+        x = jnp.asarray(x)
+        params, state, _ = unpack(Variables(params, state), x)
+        if not state:
+            return module.apply({"params": params}, x, rngs={"dropout": key}, **{TRAIN_ARGUMENT: True}), state
+        outputs, updated = module.apply({"params": params, **state}, x, rngs={"dropout": key}, mutable=sorted(state),
+                                        **{TRAIN_ARGUMENT: True})
+        return outputs, to_dict(updated)
 
-
+    return Model(init, apply, train_apply if trainable else None)

@@ -1,4 +1,18 @@
-"""The :class:`Model` type: a network as pure functions, and the check that parameters fit it."""
+"""The :class:`Model` type: a network as pure functions, its :class:`Variables`, and the check that parameters fit it.
+
+A network is Bayesian in its weights (``params``) and may carry more:
+
+* non-Bayesian state, such as BatchNorm's running statistics, updated by
+  every training step and read in evaluation mode;
+* randomness in training, such as dropout, which needs a key per step.
+
+Such a model declares a ``train_apply`` beside its evaluation-mode
+``apply``. Its ``init`` returns :class:`Variables` (weights and state
+together) where it has state, and every inference method carries the state
+through its steps (:func:`bayesjax.model_state.with_model_state`): samples
+of such a model are :class:`Variables`, each with the statistics of its own
+weights, so a prediction never depends on the other test points.
+"""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -7,16 +21,44 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from bayesjax.types import Array, Params, PRNGKey
+from bayesjax.types import Array, ArrayTree, Params, PRNGKey
+
+ModelState = ArrayTree
+"""A network's non-Bayesian state, e.g. ``{"batch_stats": ...}``: updated in training, read in evaluation."""
+
+
+class Variables(NamedTuple):
+    """A network's weights with what else evaluation reads: its state, and a dropout mask's key.
+
+    A pytree: stacked along a leading sample axis it is a set of samples that
+    :func:`bayesjax.predictive` averages like plain parameters.
+
+    Attributes:
+      params: the weights, the Bayesian part (priors, gradients and noise see only these).
+      state: the model state for evaluation mode, e.g. BatchNorm's statistics.
+      dropout_key: ``None`` for a deterministic evaluation; a key switches
+        dropout on with the mask it draws (a sample of MC dropout, Gal &
+        Ghahramani 2016).
+    """
+
+    params: Params
+    state: ModelState = None
+    dropout_key: PRNGKey | None = None
 
 
 class Model(NamedTuple):
-    """A neural network as two pure functions.
+    """A neural network as pure functions.
 
     Attributes:
       init: ``(key, x_example) -> params``; ``x_example`` is a batch of inputs
         ``[B, ...]`` (one example suffices) fixing the input feature shape.
-      apply: ``(params, x) -> outputs`` of shape ``[B, num_outputs]``.
+        A model with state returns :class:`Variables` (weights and initial state).
+      apply: ``(params, x) -> outputs`` of shape ``[B, num_outputs]``, in
+        evaluation mode; ``params`` are :class:`Variables` for a model with
+        state (or to switch dropout on with ``dropout_key``).
+      train_apply: ``(params, state, x, key) -> (outputs, new_state)`` in
+        training mode (batch statistics, dropout drawn from ``key``), or
+        ``None`` when training and evaluation are the same function.
 
     Example:
       >>> model = bj.models.mlp([8], num_outputs=2)
@@ -27,6 +69,7 @@ class Model(NamedTuple):
 
     init: Callable[[PRNGKey, Array], Params]
     apply: Callable[[Params, Array], Array]
+    train_apply: Callable[[Params, ModelState, Array, PRNGKey], tuple[Array, ModelState]] | None = None
 
 
 def to_dict(tree: Any) -> Any:

@@ -8,7 +8,7 @@ import jax
 
 from bayesjax.checks import check_int
 from bayesjax.models.layers import POOLS, Conv
-from bayesjax.models.linen import from_flax
+from bayesjax.models.linen import from_linen
 from bayesjax.models.model import Model
 from bayesjax.types import Array
 
@@ -75,7 +75,7 @@ def mlp(
     """
     hidden = tuple(check_int("hidden width", h) for h in hidden)
     num_outputs = check_int("num_outputs", num_outputs)
-    return from_flax(_MLP(hidden=hidden, num_outputs=num_outputs, activation=activation))
+    return from_linen(_MLP(hidden=hidden, num_outputs=num_outputs, activation=activation))
 
 
 def cnn(
@@ -132,7 +132,7 @@ def cnn(
         activation=activation,
         pool=pool,
     )
-    return from_flax(module)
+    return from_linen(module)
 
 
 def fortuin_cnn(num_outputs: int = 10, width: int = 64) -> Model:

@@ -21,7 +21,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from bayesjax.base import Algorithm, cached_builder, targeting
+from bayesjax.base import Algorithm, cached_builder
+from bayesjax.targeting import targeting
 from bayesjax.inference.laplace import factorization, sampling, subsets
 from bayesjax.inference.laplace.approximation import LaplacePosterior
 from bayesjax.inference.laplace.curvature import (

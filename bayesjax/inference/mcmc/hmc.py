@@ -59,7 +59,8 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from bayesjax.base import Algorithm, cached_builder, targeting
+from bayesjax.base import Algorithm, cached_builder
+from bayesjax.targeting import targeting
 from bayesjax.checks import check_int, check_positive, concrete
 from bayesjax.inference.mcmc import adaptation
 from bayesjax.logjoint import LogJoint

@@ -53,7 +53,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from bayesjax.base import Algorithm, cached_builder, targeting
+from bayesjax.base import Algorithm, cached_builder
+from bayesjax.targeting import targeting
 from bayesjax.inference.laplace import factorization, jacobians, sampling
 from bayesjax.inference.laplace.curvature import DiagCurvature, FullCurvature, output_factors
 from bayesjax.inference.laplace.fit import MAX_FULL_PARAMS

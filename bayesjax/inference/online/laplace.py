@@ -45,7 +45,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from bayesjax.base import Algorithm, cached_builder, targeting
+from bayesjax.base import Algorithm, cached_builder
+from bayesjax.targeting import targeting
 from bayesjax.checks import check_int
 from bayesjax.inference.laplace import sampling
 from bayesjax.inference.laplace.approximation import LaplacePosterior

@@ -30,7 +30,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from bayesjax.base import Algorithm, cached_builder, targeting
+from bayesjax.base import Algorithm, cached_builder
+from bayesjax.targeting import targeting
 from bayesjax.checks import check_int
 from bayesjax.inference.laplace.curvature import DiagCurvature
 from bayesjax.inference.online import belief, dynamics, prequential

@@ -14,7 +14,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from bayesjax.base import Algorithm, cached_builder, targeting
+from bayesjax.base import Algorithm, cached_builder
+from bayesjax.targeting import targeting
 from bayesjax.checks import check_int, check_positive
 from bayesjax.inference.vi import fullrank, lowrank, meanfield
 from bayesjax.inference.vi.family import Family, variational, with_variational
