@@ -14,6 +14,7 @@ from bayesjax.chains import vmap_chains
 from bayesjax.driver.posterior import DivergenceError, DivergenceWarning, Posterior
 from bayesjax.inference.ensemble import build as ensemble
 from bayesjax.inference.ensemble import build_multiswag as multiswag
+from bayesjax.inference.from_blackjax import from_blackjax
 from bayesjax.inference.laplace import LaplacePosterior, laplace
 from bayesjax.inference.laplace import build as streaming_laplace
 from bayesjax.inference.map import build as map  # noqa: A001 (bj.map is the public name)
@@ -52,6 +53,7 @@ __all__ = [
     "data",
     "diagnostics",
     "ensemble",
+    "from_blackjax",
     "fullrank_vi",
     "hmc",
     "likelihoods",

@@ -1,6 +1,8 @@
 """One battery over every exported Algorithm: the protocol's promises, under jit."""
+import blackjax
 import chex
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -8,6 +10,18 @@ import bayesjax as bj
 from tests.helpers.algorithms import BUILDERS, FULL_BATCH, USER_LOOP_ONLY, problem
 
 BATCH = 16
+NUM_WEIGHTS = bj.trees.num_params(problem()[1])
+
+BLACKJAX = {  # bj.from_blackjax on blackjax's own kernels: full batch (mala, hmc) and SG-MCMC (raw-position states)
+    "from_blackjax_mala": lambda lj: bj.from_blackjax(lj, blackjax.mala, step_size=1e-3),
+    "from_blackjax_hmc": lambda lj: bj.from_blackjax(lj, blackjax.hmc, step_size=0.05, num_integration_steps=5,
+                                                     inverse_mass_matrix=jnp.ones(NUM_WEIGHTS)),
+    "from_blackjax_sgld": lambda lj: bj.from_blackjax(lj, blackjax.sgld, step_size=3e-3),
+    "from_blackjax_sghmc": lambda lj: bj.from_blackjax(lj, blackjax.sghmc, step_size=0.05, num_integration_steps=3),
+    "from_blackjax_sgnht": lambda lj: bj.from_blackjax(lj, blackjax.sgnht, step_size=3e-3),
+}
+ALGORITHMS = {**BUILDERS, **BLACKJAX}
+FULL = FULL_BATCH | {"from_blackjax_mala", "from_blackjax_hmc"}
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +50,10 @@ def run_steps(algo, step, params, data, key, num_steps=3, full=False):
     return states, infos
 
 
-@pytest.mark.parametrize("name", sorted(BUILDERS))
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
 def test_protocol(setup, name):
     lj, params, data = setup
-    algo = BUILDERS[name](lj)
+    algo = ALGORITHMS[name](lj)
     chex.clear_trace_counter()
 
     @jax.jit
@@ -47,7 +61,7 @@ def test_protocol(setup, name):
     def step(key, state, batch):
         return algo.step(key, state, batch)
 
-    full = name in FULL_BATCH
+    full = name in FULL
     states, infos = run_steps(algo, step, params, data, jax.random.key(0), full=full)
 
     # State type and structure are stable across steps (and no retrace: checked by assert_max_traces).
@@ -69,15 +83,15 @@ def test_protocol(setup, name):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("name", sorted(BUILDERS))
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
 def test_runs_in_the_driver(setup, name):
     lj, params, data = setup
     if name in USER_LOOP_ONLY:
         with pytest.raises(ValueError, match="vmaps chains itself"):
             bj.run(jax.random.key(2), BUILDERS[name](lj), params, data, num_steps=4, progress=False)
         return
-    post = bj.run(jax.random.key(2), BUILDERS[name](lj), params, data, num_steps=4,
-                  batch_size=None if name in FULL_BATCH else BATCH, num_chains=2, progress=False)
+    post = bj.run(jax.random.key(2), ALGORITHMS[name](lj), params, data, num_steps=4,
+                  batch_size=None if name in FULL else BATCH, num_chains=2, progress=False)
     samples = post.sample(jax.random.key(3), 3)
     assert all(leaf.shape[0] == 3 for leaf in jax.tree.leaves(samples))
     assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(samples))
