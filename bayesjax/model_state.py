@@ -75,6 +75,20 @@ def in_training_mode(log_joint, model_state: ModelState | None, key: PRNGKey):
     return dataclasses.replace(log_joint, apply=apply, model=None)
 
 
+def in_evaluation_mode(log_joint, state: ModelState):
+    """The log-joint whose model runs in evaluation mode with its state fixed at ``state``.
+
+    What post-hoc methods (Laplace) differentiate: BatchNorm is then a fixed
+    affine map of its input, as at prediction time.
+    """
+    model_apply = log_joint.apply
+
+    def apply(params: Params, x) -> jax.Array:
+        return model_apply(Variables(params, state), x)
+
+    return dataclasses.replace(log_joint, apply=apply, model=None)
+
+
 def with_model_state(algorithm: Algorithm) -> Algorithm:
     """Carries the model state of ``algorithm.log_joint.model`` through the steps of ``algorithm``.
 

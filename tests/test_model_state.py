@@ -147,3 +147,34 @@ def test_dropout_is_on_in_training_and_off_in_evaluation():
     assert not np.allclose(in_training, in_evaluation)  # dropout on in training
     assert not np.allclose(in_training[0], in_training[1])  # a fresh mask each step
     np.testing.assert_array_equal(model.apply(params, x), model.apply(params, x))
+
+
+def test_laplace_takes_the_curvature_in_evaluation_mode(problem):
+    """On Variables, Laplace equals Laplace of the same network with BatchNorm written out as a fixed affine map."""
+    x, y, model, variables, lj = problem
+    post = bj.run(jax.random.key(12), bj.map(lj, optax.adam(1e-2)), variables, (x, y), num_steps=20, progress=False)
+    mode = jax.tree.map(lambda leaf: leaf[0], post.sample(jax.random.key(13), 1))
+    stats = mode.state["batch_stats"]["bn"]
+
+    class FixedAffine(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            h = nn.Dense(8, name="hidden")(x)
+            scale = self.param("scale", nn.initializers.ones, (8,))
+            bias = self.param("bias", nn.initializers.zeros, (8,))
+            h = (h - stats["mean"]) / jnp.sqrt(stats["var"] + 1e-5) * scale + bias
+            return nn.Dense(CLASSES, name="out")(nn.relu(h))
+
+    class Folded(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return FixedAffine(name="net")(x)
+
+    folded_params = {"net": {"hidden": mode.params["hidden"], "out": mode.params["out"], **mode.params["bn"]}}
+    folded_lj = bj.log_joint(bj.models.from_flax(Folded()).apply, lj.prior, lj.likelihood, num_data=N)
+    ours = bj.laplace(lj, mode, (x, y), hessian="diag")
+    reference = bj.laplace(folded_lj, folded_params, (x, y), hessian="diag")
+    np.testing.assert_allclose(ours.predictive_glm(x).probs, reference.predictive_glm(x).probs, rtol=1e-4, atol=1e-6)
+    samples = ours.sample(jax.random.key(14), 3)
+    outputs = bj.predictive(ours.log_joint.apply, samples, x, lj.likelihood).probs
+    assert outputs.shape == (N, CLASSES) and bool(jnp.all(jnp.isfinite(outputs)))

@@ -238,3 +238,15 @@ def test_from_flax_rejects_non_param_collections():
 def test_bad_architecture_arguments_raise(build):
     with pytest.raises(ValueError):
         build()
+
+
+def test_mlp_dropout_is_a_training_mode():
+    x = jnp.ones((4, 6))
+    plain, dropping = models.mlp([16], 3), models.mlp([16], 3, dropout=0.5)
+    assert plain.train_apply is None
+    params = dropping.init(jax.random.key(0), x[:1])
+    np.testing.assert_array_equal(dropping.apply(params, x), plain.apply(params, x))  # evaluation: no dropout
+    trained, state = dropping.train_apply(params, None, x, jax.random.key(1))
+    assert not state and not np.allclose(trained, plain.apply(params, x))
+    with pytest.raises(ValueError, match="dropout"):
+        models.mlp([16], 3, dropout=1.0)

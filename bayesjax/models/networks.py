@@ -17,12 +17,15 @@ class _MLP(nn.Module):
     hidden: tuple[int, ...]
     num_outputs: int
     activation: Callable[[Array], Array]
+    dropout: float = 0.0
 
     @nn.compact
-    def __call__(self, x: Array) -> Array:
+    def __call__(self, x: Array, train: bool = False) -> Array:
         x = x.reshape((x.shape[0], -1))
         for width in self.hidden:
             x = self.activation(nn.Dense(width)(x))
+            if self.dropout:
+                x = nn.Dropout(self.dropout, deterministic=not train)(x)
         return nn.Dense(self.num_outputs)(x)
 
 
@@ -51,6 +54,7 @@ def mlp(
     hidden: Sequence[int],
     num_outputs: int,
     activation: Callable[[Array], Array] = jax.nn.relu,
+    dropout: float = 0.0,
 ) -> Model:
     """A fully connected network.
 
@@ -63,6 +67,9 @@ def mlp(
       hidden: widths of the hidden layers (may be empty: a linear model).
       num_outputs: width of the output layer (classes, or regression outputs).
       activation: elementwise nonlinearity after each hidden layer.
+      dropout: the rate of a dropout layer after each hidden activation (in
+        training, and at prediction for :func:`bayesjax.mc_dropout`'s
+        samples); 0 leaves it out, and the model has no training mode.
 
     Returns:
       The :class:`Model`.
@@ -75,7 +82,10 @@ def mlp(
     """
     hidden = tuple(check_int("hidden width", h) for h in hidden)
     num_outputs = check_int("num_outputs", num_outputs)
-    return from_linen(_MLP(hidden=hidden, num_outputs=num_outputs, activation=activation))
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be a rate in [0, 1), got {dropout}")
+    model = from_linen(_MLP(hidden=hidden, num_outputs=num_outputs, activation=activation, dropout=float(dropout)))
+    return model if dropout else model._replace(train_apply=None)  # without dropout, training = evaluation
 
 
 def cnn(

@@ -18,6 +18,8 @@ from bayesjax.inference.laplace.curvature import check_options, num_factor_colum
 from bayesjax.inference.laplace.posterior import LogJointKey, normalize_prior_precision
 from bayesjax.likelihoods import check_targets
 from bayesjax.logjoint import LogJoint
+from bayesjax.model_state import in_evaluation_mode
+from bayesjax.models.model import Variables
 from bayesjax.trees import num_params
 from bayesjax.types import Batch, Params
 
@@ -90,7 +92,12 @@ def laplace(
       log_joint: the tempered target from ``bj.log_joint`` (its ``apply``,
         ``likelihood``, Gaussian ``prior``, ``num_data``, ``temperature`` and
         ``tempering`` are read).
-      params_map: the MAP (mode of the tempered log-joint).
+      params_map: the MAP (mode of the tempered log-joint). For a model with
+        state, the :class:`~bayesjax.models.Variables` of the MAP: the
+        curvature is taken in evaluation mode with that state fixed (BatchNorm
+        an affine map), over the weights (BatchNorm's scale and bias are
+        weights: leave them out with ``subset``), and the posterior's
+        ``log_joint.apply`` evaluates its weight samples with that state.
       data: ``(x, y)``, usually the training set.
       hessian: ``"kfac"`` (Kronecker-factored per dense and conv layer), ``"diag"`` or
         ``"full"`` (dense ``D x D``; ``D <= 20,000``).
@@ -120,6 +127,8 @@ def laplace(
     if not isinstance(log_joint, LogJoint):
         raise TypeError(f"laplace needs a LogJoint from bj.log_joint, got {type(log_joint).__name__}")
     check_options(hessian, curvature)
+    if isinstance(params_map, Variables):
+        log_joint, params_map = in_evaluation_mode(log_joint, params_map.state), params_map.params
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     x, y = check_data(data)
