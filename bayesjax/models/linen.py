@@ -69,8 +69,8 @@ def from_linen(module: nn.Module) -> Model:
     expected_cache: dict[Any, Params] = {}
 
     def initial_variables(key: PRNGKey, x: Array) -> dict:
-        params_key, dropout_key = jax.random.split(key)
-        return module.init({"params": params_key, "dropout": dropout_key}, x)
+        # "params" takes the key itself, so weights are those of module.init(key, x).
+        return module.init({"params": key, "dropout": jax.random.fold_in(key, 1)}, x)
 
     def init(key: PRNGKey, x: Array) -> Params | Variables:
         variables = to_dict(initial_variables(key, jnp.asarray(x)))
