@@ -8,6 +8,7 @@ Example:
 """
 from bayesjax import (augment, buffer, convolution, data, diagnostics, likelihoods, linear, memory, metrics, models,
                       priors, sharding, trees)
+from bayesjax import calibration
 from bayesjax.base import Algorithm
 from bayesjax.buffer import with_sample_buffer
 from bayesjax.chains import vmap_chains
@@ -41,6 +42,7 @@ __all__ = [
     "Algorithm",
     "augment",
     "buffer",
+    "calibration",
     "ClassificationPredictive",
     "DivergenceError",
     "DivergenceWarning",

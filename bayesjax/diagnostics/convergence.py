@@ -1,110 +1,36 @@
-"""Convergence estimators of Markov chains: split R-hat and bulk ESS of every element of a pytree of draws.
+"""Convergence estimators of Markov chains: R-hat and effective sample size of every element of a pytree of draws.
 
 * **split R-hat** (Gelman et al., *Bayesian Data Analysis*, 3rd ed., 2013,
-  §11.4): the potential scale reduction of Gelman & Rubin (1992) computed after
-  cutting every chain into its two halves. Splitting turns a drift *within* a
-  chain into a disagreement *between* chains, which plain R-hat misses when all
-  chains drift alike.
-* **bulk ESS** (Vehtari, Gelman, Simpson, Carpenter & Bürkner, 2021, "Rank-
-  normalization, folding, and localization: an improved R-hat for assessing
-  convergence of MCMC", *Bayesian Analysis* 16(2)): the multi-chain effective
-  sample size (Geyer's initial monotone sequence, as in Stan) of the split,
-  rank-normalized draws.
+  §11.4): the potential scale reduction of Gelman & Rubin (1992) after cutting
+  every chain into its two halves (:func:`split_rhat`), the classic statistic.
+* **rank-normalized split R-hat** (Vehtari, Gelman, Simpson, Carpenter &
+  Bürkner, 2021, "Rank-normalization, folding, and localization: an improved
+  R-hat for assessing convergence of MCMC", *Bayesian Analysis* 16(2)): the
+  larger of the bulk R-hat (on ranks) and the tail R-hat (on folded ranks),
+  which also sees chains that differ in scale or have infinite variance
+  (:func:`rank_rhat`).
+* **bulk and tail ESS** (Vehtari et al. 2021, §4.2-4.3): how many independent
+  draws the chains are worth for the center of the distribution
+  (:func:`ess`) and for its 5% and 95% quantiles (:func:`tail_ess`).
 
-Both estimators are blackjax's (:func:`blackjax.diagnostics.potential_scale_reduction`,
-:func:`blackjax.diagnostics.effective_sample_size`); this module only prepares
-their input (time order, splitting, rank normalization) and maps them over
-parameter pytrees.
+The arithmetic lives in :mod:`~bayesjax.diagnostics.kernels`; this module
+maps it over parameter pytrees and documents it. Every function runs under
+``jax.jit`` (only shapes are checked).
 """
 from __future__ import annotations
 
-import functools
-import math
-from typing import Callable
+from bayesjax.checks import concrete
+from bayesjax.diagnostics import kernels
+from bayesjax.types import ArrayTree
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-
-from bayesjax.types import Array, ArrayTree
-
-# blackjax is imported on first use: it builds arrays at import, which starts JAX's backend, and that must
-# wait until bayesjax.sharding.use_all_cpu_cores has split the host into devices.
-
-__all__ = ["ess", "split_rhat"]
-
-_MIN_DRAWS = 4  # two draws per half-chain: the least the ESS estimator accepts
+__all__ = ["check_prob", "ess", "rank_rhat", "split_rhat", "tail_ess"]
 
 
-def _split_chains(x: Array) -> Array:
-    """``[C, K, ...] -> [2C, K // 2, ...]``: first and second halves as separate chains.
-
-    With an odd K the middle draw is dropped (as in ArviZ and Stan).
-    """
-    half = x.shape[1] // 2
-    return jnp.concatenate([x[:, :half], x[:, x.shape[1] - half:]], axis=0)
-
-
-def _rank_normalize(x: Array) -> Array:
-    """Rank-normalized draws, z = Phi^-1((r - 3/8) / (S + 1/4)), ranks pooled over chains.
-
-    ``x`` is ``[C, K, E]``; r is the average (tie-aware) 1-based rank of a draw
-    among all S = C K draws of its element (Vehtari et al. 2021, eq. 14).
-    """
-    num_chains, num_draws, num_events = x.shape
-    pooled = x.reshape(num_chains * num_draws, num_events).T  # [E, S]
-    ranked = jnp.sort(pooled, axis=-1)
-    below = jax.vmap(functools.partial(jnp.searchsorted, side="left"))(ranked, pooled)
-    at_or_below = jax.vmap(functools.partial(jnp.searchsorted, side="right"))(ranked, pooled)
-    rank = (below + at_or_below + 1) / 2  # mean of the ordinal ranks below+1 .. at_or_below
-    size = pooled.shape[-1]
-    z = jax.scipy.special.ndtri((rank - 0.375) / (size + 0.25)).astype(x.dtype)
-    return z.T.reshape(num_chains, num_draws, num_events)
-
-
-@jax.jit
-def _pooled_split_rhat(x: Array) -> Array:
-    """``[C, K, E] -> [E]``."""
-    from blackjax.diagnostics import potential_scale_reduction  # on first use: see above
-
-    return potential_scale_reduction(_split_chains(x), chain_axis=0, sample_axis=1).reshape(x.shape[2:])
-
-
-@jax.jit
-def _pooled_ess(x: Array) -> Array:
-    """``[C, K, E] -> [E]``."""
-    from blackjax.diagnostics import effective_sample_size  # on first use: see above
-
-    z = _rank_normalize(_split_chains(x))
-    return effective_sample_size(z, chain_axis=0, sample_axis=1).reshape(x.shape[2:])
-
-
-def _per_element(statistic: Callable[[Array], Array], samples: ArrayTree, name: str) -> ArrayTree:
-    """Applies ``statistic`` (``[C, K, E] -> [E]``) to every element of a pytree of ``[C, K, ...]`` leaves.
-
-    The leaves are concatenated along one event axis first, so a whole tree is
-    one compiled call (per total size), not one per leaf shape; the event axis
-    also stops blackjax's final ``squeeze`` from dropping size-1 axes.
-    """
-    leaves, treedef = jax.tree.flatten(samples)
-    if not leaves:
-        raise ValueError(f"{name} got an empty pytree")
-    leaves = [jnp.asarray(leaf) for leaf in leaves]
-    for leaf in leaves:
-        if leaf.ndim < 2:
-            raise ValueError(f"{name} needs leaves [chains, draws, ...], got a leaf of shape {leaf.shape}")
-    lead = {leaf.shape[:2] for leaf in leaves}
-    if len(lead) != 1:
-        raise ValueError(f"{name} needs every leaf to have the same [chains, draws], got {sorted(lead)}")
-    num_chains, num_draws = lead.pop()
-    if num_draws < _MIN_DRAWS:
-        raise ValueError(f"{name} needs at least {_MIN_DRAWS} draws per chain, got {num_draws}")
-    dtype = jnp.promote_types(jnp.result_type(*leaves), jnp.float32)
-    flat = jnp.concatenate([leaf.reshape(num_chains, num_draws, -1).astype(dtype) for leaf in leaves], axis=2)
-    values = statistic(flat) if flat.shape[2] else jnp.zeros((0,), dtype)
-    sizes = np.cumsum([math.prod(leaf.shape[2:]) for leaf in leaves])[:-1]
-    parts = jnp.split(values, sizes)
-    return treedef.unflatten([part.reshape(leaf.shape[2:]) for part, leaf in zip(parts, leaves)])
+def check_prob(name: str, prob) -> None:
+    """ValueError unless a concrete ``prob`` is a scalar strictly between 0 and 1."""
+    value = concrete(prob)
+    if value is not None and (value.shape != () or not 0 < float(value) < 1):
+        raise ValueError(f"{name} must be a probability strictly between 0 and 1, got {prob!r}")
 
 
 def split_rhat(samples: ArrayTree) -> ArrayTree:
@@ -125,8 +51,9 @@ def split_rhat(samples: ArrayTree) -> ArrayTree:
     Vehtari et al. 2021, §3): a chain that drifts, even when every chain drifts
     alike, has halves with different means and so R-hat > 1. Values above
     1.01 (Vehtari et al.) or, more leniently, 1.1 (BDA3) signal
-    non-convergence. This is the classic, not the rank-normalized, statistic.
-    An element constant over all draws has 0/0 = NaN.
+    non-convergence. This is the classic statistic; :func:`rank_rhat` is the
+    rank-normalized one Vehtari et al. recommend. An element constant over all
+    draws has 0/0 = NaN.
 
     Args:
       samples: a pytree whose leaves are ``[C, K, ...]`` (C >= 1 chains,
@@ -144,7 +71,53 @@ def split_rhat(samples: ArrayTree) -> ArrayTree:
       >>> rhat.shape, bool(rhat.max() < 1.01)
       ((3,), True)
     """
-    return _per_element(_pooled_split_rhat, samples, "split_rhat")
+    return kernels.per_element(kernels.split_rhat, samples, "split_rhat")
+
+
+def rank_rhat(samples: ArrayTree) -> ArrayTree:
+    r"""Rank-normalized split R-hat of every element (Vehtari et al. 2021, §4.1), from draws ``[C, K, ...]``.
+
+    The draws are split as in :func:`split_rhat` (M = 2C chains of N = K // 2)
+    and pooled, S = MN, then rank-normalized,
+
+    .. math::
+
+        z = \Phi^{-1}\!\left(\frac{r - 3/8}{S + 1/4}\right),
+
+    with r the (average, for ties) rank of a draw among all S. The **bulk**
+    R-hat is split R-hat of z; the **tail** R-hat is split R-hat of the
+    rank-normalized *folded* draws :math:`|\theta - \mathrm{median}(\theta)|`,
+    which turns a difference in spread between chains into a difference in
+    location. The result is
+
+    .. math::
+
+        \hat R = \max(\hat R_\mathrm{bulk}, \hat R_\mathrm{tail}).
+
+    Ranks make it invariant to monotone transformations and defined for
+    distributions without a mean or variance (Cauchy), where classic R-hat is
+    meaningless; folding catches chains with equal means and unequal scales,
+    which classic R-hat misses. Use with the threshold 1.01 (Vehtari et al.)
+    together with :func:`ess` and :func:`tail_ess` of at least 100 per chain.
+    An element constant over all draws has NaN; an element with a NaN draw
+    has NaN. Agrees with ``arviz.rhat(method="rank")``.
+
+    Args:
+      samples: a pytree whose leaves are ``[C, K, ...]`` (K >= 4, time-ordered).
+
+    Returns:
+      A pytree of the same structure with leaves ``[...]``.
+
+    Example:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import bayesjax as bj
+      >>> draws = jax.random.normal(jax.random.key(0), (4, 500))
+      >>> wide = draws * jnp.array([[1.0], [1.0], [1.0], [3.0]])  # one chain three times wider
+      >>> bool(bj.diagnostics.rank_rhat(draws) < 1.01), bool(bj.diagnostics.rank_rhat(wide) > 1.01)
+      (True, True)
+    """
+    return kernels.per_element(kernels.rank_rhat, samples, "rank_rhat")
 
 
 def ess(samples: ArrayTree) -> ArrayTree:
@@ -168,6 +141,7 @@ def ess(samples: ArrayTree) -> ArrayTree:
     coefficient :math:`\rho`, :math:`\hat N_\mathrm{eff} / CK \approx (1 - \rho) / (1 + \rho)`.
     Ranks make the estimate invariant to monotone transformations and finite
     for heavy tails. An element with no variation within chains gets 0.
+    Agrees with ``arviz.ess(method="bulk")``.
 
     Args:
       samples: a pytree whose leaves are ``[C, K, ...]`` (K >= 4, time-ordered).
@@ -182,4 +156,51 @@ def ess(samples: ArrayTree) -> ArrayTree:
       >>> bool(bj.diagnostics.ess({"w": draws})["w"].min() > 1500)
       True
     """
-    return _per_element(_pooled_ess, samples, "ess")
+    return kernels.per_element(kernels.bulk_ess, samples, "ess")
+
+
+def tail_ess(samples: ArrayTree, probs: tuple[float, float] = kernels.TAIL_PROBS) -> ArrayTree:
+    r"""Tail effective sample size of every element (Vehtari et al. 2021, §4.3), from draws ``[C, K, ...]``.
+
+    For a quantile level p, the quantile ESS is the ESS (as in :func:`ess`,
+    split chains, without ranks) of the indicator draws
+
+    .. math::
+
+        I_p = \mathbb{1}(\theta \le \hat q_p),
+
+    :math:`\hat q_p` the p-quantile of all C K draws: it measures how well the
+    chains estimate :math:`P(\theta \le q_p)`, hence the quantile. The tail ESS
+    is the smaller of the two levels, by default the 5% and 95% quantiles,
+
+    .. math::
+
+        \mathrm{ESS}_\mathrm{tail} = \min(\mathrm{ESS}(I_{0.05}), \mathrm{ESS}(I_{0.95})).
+
+    It is low when the chains visit the tails rarely or slowly (a heavy tail,
+    a funnel's neck) even when the bulk mixes well; the 5-95% interval of the
+    draws is reliable only when it is large (Vehtari et al. suggest at least
+    100 per chain). Agrees with ``arviz.ess(method="tail")``.
+
+    Args:
+      samples: a pytree whose leaves are ``[C, K, ...]`` (K >= 4, time-ordered).
+      probs: the two quantile levels, each strictly between 0 and 1.
+
+    Returns:
+      A pytree of the same structure with leaves ``[...]``.
+
+    Raises:
+      ValueError: ``probs`` is not two levels in (0, 1).
+
+    Example:
+      >>> import jax
+      >>> import bayesjax as bj
+      >>> draws = jax.random.normal(jax.random.key(0), (4, 500))  # independent draws
+      >>> bool(bj.diagnostics.tail_ess(draws) > 1000)
+      True
+    """
+    if len(probs) != 2:
+        raise ValueError(f"tail_ess needs two quantile levels (low, high), got {probs!r}")
+    for prob in probs:
+        check_prob("tail_ess: each of probs", prob)
+    return kernels.per_element(lambda x: kernels.tail_ess(x, *probs), samples, "tail_ess")

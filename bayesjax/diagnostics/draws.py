@@ -17,7 +17,7 @@ from bayesjax.buffer import BufferedState, ordered_samples
 from bayesjax.driver.posterior import DivergenceError, DivergenceWarning, Posterior, describe
 from bayesjax.types import Array, Params
 
-__all__ = ["chain_draws", "chain_samples", "info_fields"]
+__all__ = ["chain_draws", "chain_samples", "info_fields", "kept_steps"]
 
 
 def _healthy_chains(posterior: Posterior, what: str) -> np.ndarray:
@@ -110,3 +110,52 @@ def info_fields(info) -> dict[str, Array]:
     if hasattr(info, "_fields"):
         return {name: getattr(info, name) for name in info._fields}
     return {}
+
+
+def kept_steps(posterior: Posterior, healthy: np.ndarray, num_draws: int, burnin: int, thin: int,
+               what: str) -> np.ndarray | None:
+    """The step indices ``[C, K]`` (rows of ``posterior.info``) whose positions are the draws.
+
+    Step t (counted from 1) is kept when ``t > burnin`` and ``(t - burnin) %
+    thin == 0`` (and ``info.is_sample``, when the info has it), as in
+    :func:`bayesjax.buffer.with_sample_buffer`. The posterior does not record
+    the run's ``burnin`` and ``thin``, so the caller passes them; when they do
+    not reproduce every healthy chain's count of collected draws, or the
+    info does not hold one row per step, a ``UserWarning`` says so, naming
+    ``what`` is affected, and the result is None. Also None, silently, when
+    the info has no per-step fields.
+
+    Args:
+      posterior: a Markov chain run.
+      healthy: the chains the draws come from (see :func:`chain_draws`).
+      num_draws: the draws per chain K (the last K kept, if the ring buffer
+        overflowed).
+      burnin: the run's ``burnin`` (checked by the caller: an integer >= 0).
+      thin: the run's ``thin`` (checked by the caller: an integer >= 1).
+      what: the consequence of a mismatch, for the warning.
+    """
+    fields = info_fields(posterior.info)
+    if not fields:
+        return None
+    num_steps = np.shape(jax.tree.leaves(posterior.info)[0])[0]
+    steps_taken = int(np.max(np.asarray(posterior.state.step_count)[healthy]))
+    if num_steps != steps_taken:
+        warnings.warn(f"{what}: the info has {num_steps} rows for {steps_taken} steps (bj.run's info_every > 1), "
+                      "so the draws cannot be matched to steps", UserWarning, stacklevel=3)
+        return None
+    t = np.arange(1, num_steps + 1)[:, None]
+    keep = (t > burnin) & ((t - burnin) % thin == 0)
+    is_sample = fields.get("is_sample")
+    if is_sample is not None:
+        keep = keep & np.asarray(is_sample, bool)
+    keep = np.broadcast_to(keep, (num_steps, posterior.num_chains))[:, healthy]
+    collected = np.asarray(posterior.state.num_collected)[healthy]
+    if np.any(keep.sum(0) != collected):
+        warnings.warn(
+            f"{what}: burnin={burnin}, thin={thin} do not reproduce the collected draws; pass the burnin "
+            "and thin given to bj.run", UserWarning, stacklevel=3,
+        )
+        return None
+    order = np.argsort(~keep, axis=0, kind="stable")  # kept steps first, in time order
+    rows = collected[None, :] - num_draws + np.arange(num_draws)[:, None]
+    return np.take_along_axis(order, rows, axis=0).T  # [C, K]

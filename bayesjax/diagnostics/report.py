@@ -7,13 +7,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bayesjax.diagnostics.draws import chain_draws, info_fields
-from bayesjax.diagnostics.spaces import function_stats, weight_stats
+from bayesjax.checks import check_int
+from bayesjax.diagnostics.draws import chain_draws, info_fields, kept_steps
+from bayesjax.diagnostics.spaces import check_function_args, function_stats, weight_stats
 from bayesjax.driver.posterior import Posterior
 from bayesjax.likelihoods import Likelihood
-from bayesjax.types import ApplyFn, Array, Params
+from bayesjax.types import ApplyFn, Array, ArrayTree, Params
 
 __all__ = ["summary"]
+
+_WORST = {"rhat": ("rhat_max", np.nanmax), "rank_rhat": ("rank_rhat_max", np.nanmax),
+          "ess": ("ess_min", np.nanmin), "tail_ess": ("tail_ess_min", np.nanmin)}
 
 
 def _nan_reduce(reduce, tree) -> float:
@@ -24,19 +28,29 @@ def _nan_reduce(reduce, tree) -> float:
     return float(reduce(values))
 
 
+def _worst(stats: dict, prefix: str = "") -> dict[str, float]:
+    return {prefix + key: _nan_reduce(reduce, stats[name]) for name, (key, reduce) in _WORST.items()}
+
+
 def summary(posterior: Posterior, apply: ApplyFn | None = None, x_probe: Array | None = None,
-            likelihood: Likelihood | None = None, *, select: Callable[[Params], Array] | None = None,
-            burnin: int = 0) -> dict[str, float]:
+            likelihood: Likelihood | None = None, *, select: Callable[[Params], ArrayTree] | None = None,
+            burnin: int = 0, thin: int = 1) -> dict[str, float]:
     """Worst-case convergence numbers of a Markov chain run, as plain floats.
+
+    Takes the same arguments as :func:`~bayesjax.diagnostics.arviz.to_arviz`.
 
     Keys:
 
-    * ``rhat_max``, ``ess_min``: over the weights chosen by ``select`` (see
-      :func:`~bayesjax.diagnostics.spaces.weight_space`); NaN entries
-      (constant weights) are ignored.
-    * ``function_rhat_max``, ``function_ess_min``: over the probe predictions
-      (see :func:`~bayesjax.diagnostics.spaces.function_space`), when
-      ``apply``, ``x_probe`` and ``likelihood`` are all given.
+    * ``rhat_max`` (classic split R-hat), ``rank_rhat_max`` (rank-normalized
+      split R-hat, the one to hold to 1.01), ``ess_min`` (bulk ESS),
+      ``tail_ess_min``: over the weights chosen by ``select`` (see
+      :func:`~bayesjax.diagnostics.spaces.weight_space` and
+      :mod:`~bayesjax.diagnostics.convergence`); NaN entries (constant
+      weights) are ignored.
+    * ``function_rhat_max``, ``function_rank_rhat_max``, ``function_ess_min``,
+      ``function_tail_ess_min``: the same over the probe predictions (see
+      :func:`~bayesjax.diagnostics.spaces.function_space`), when ``apply``,
+      ``x_probe`` and ``likelihood`` are all given.
     * ``num_chains`` (healthy chains used), ``num_draws`` (per chain),
       ``num_divergent_chains``.
     * ``acceptance_rate``: mean of ``info.acceptance_rate`` over the steps
@@ -55,36 +69,39 @@ def summary(posterior: Posterior, apply: ApplyFn | None = None, x_probe: Array |
       x_probe: probe inputs, for the function-space numbers.
       likelihood: the observation model, for the function-space numbers.
       select: weights to check (default: the first 20 entries of each leaf).
-      burnin: the run's burn-in; the acceptance rate averages only the steps
-        after it. The posterior does not record the run's burn-in, so with the
-        default 0 the warm-up steps are included.
+      burnin: the run's ``burnin``; the info statistics average only the
+        steps after it.
+      thin: the run's ``thin``. The posterior does not record either, so with
+        per-step info a ``UserWarning`` says when ``burnin`` and ``thin`` do
+        not reproduce the collected draws (with the default 0 the warm-up
+        steps would be counted).
 
     Returns:
       A ``dict[str, float]``.
+
+    Raises:
+      ValueError: only some of ``apply``, ``x_probe``, ``likelihood`` given,
+        or ``burnin`` / ``thin`` out of range; as
+        :func:`~bayesjax.diagnostics.draws.chain_samples`.
 
     Example:
       >>> numbers = bj.diagnostics.summary(linear_post, linear_lj.apply, linear_x[:5], linear_lj.likelihood,
       ...                                  burnin=20)
       >>> sorted(numbers)  # doctest: +NORMALIZE_WHITESPACE
-      ['ess_min', 'function_ess_min', 'function_rhat_max', 'num_chains', 'num_divergent_chains',
-       'num_draws', 'rhat_max', 'step_size']
+      ['ess_min', 'function_ess_min', 'function_rank_rhat_max', 'function_rhat_max', 'function_tail_ess_min',
+       'num_chains', 'num_divergent_chains', 'num_draws', 'rank_rhat_max', 'rhat_max', 'step_size',
+       'tail_ess_min']
       >>> numbers["num_chains"], numbers["num_draws"]
       (4.0, 40.0)
     """
-    function_args = (apply, x_probe, likelihood)
-    if any(a is not None for a in function_args) and any(a is None for a in function_args):
-        raise ValueError("function-space diagnostics need all of apply, x_probe and likelihood")
+    functions = check_function_args(apply, x_probe, likelihood)
+    burnin, thin = check_int("burnin", burnin, minimum=0), check_int("thin", thin, minimum=1)
     samples, healthy = chain_draws(posterior, "diagnostics")
     num_draws = jax.tree.leaves(samples)[0].shape[1]
-    weights = weight_stats(samples, select)
-    result = {
-        "rhat_max": _nan_reduce(np.nanmax, weights["rhat"]),
-        "ess_min": _nan_reduce(np.nanmin, weights["ess"]),
-    }
-    if apply is not None:
-        functions = function_stats(samples, apply, x_probe, likelihood)
-        result["function_rhat_max"] = _nan_reduce(np.nanmax, functions["rhat"])
-        result["function_ess_min"] = _nan_reduce(np.nanmin, functions["ess"])
+    kept_steps(posterior, healthy, num_draws, burnin, thin, "summary (info statistics after burnin)")
+    result = _worst(weight_stats(samples, select))
+    if functions:
+        result.update(_worst(function_stats(samples, apply, x_probe, likelihood), "function_"))
     result["num_chains"] = float(len(healthy))
     result["num_draws"] = float(num_draws)
     result["num_divergent_chains"] = float(len(posterior.divergences))

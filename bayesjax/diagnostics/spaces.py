@@ -17,19 +17,21 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from bayesjax.diagnostics.convergence import ess, split_rhat
+from bayesjax.diagnostics import kernels
 from bayesjax.diagnostics.draws import chain_samples
 from bayesjax.driver.posterior import Posterior
 from bayesjax.likelihoods import CLASSIFICATION, Likelihood
 from bayesjax.types import ApplyFn, Array, ArrayTree, Params
 
-__all__ = ["function_space", "function_stats", "leaf_subset", "select_draws", "weight_space", "weight_stats"]
+__all__ = ["check_function_args", "function_space", "function_stats", "leaf_subset", "predictions", "select_draws",
+           "weight_space", "weight_stats"]
 
 _DEFAULT_ENTRIES_PER_LEAF = 20
 
 
 def _stats(draws: ArrayTree) -> dict[str, ArrayTree]:
-    return {"rhat": split_rhat(draws), "ess": ess(draws)}
+    """Every statistic of :func:`~bayesjax.diagnostics.kernels.report`, in one compiled call."""
+    return kernels.per_element(kernels.report, draws, "diagnostics")
 
 
 def leaf_subset(params: Params, num: int = _DEFAULT_ENTRIES_PER_LEAF) -> Params:
@@ -56,7 +58,7 @@ def weight_stats(samples: Params, select: Callable[[Params], Array] | None) -> d
 
 
 def weight_space(posterior: Posterior, select: Callable[[Params], Array] | None = None) -> dict[str, Array]:
-    """Split R-hat and bulk ESS of chosen weights.
+    """R-hat (split and rank-normalized), bulk and tail ESS and the MCSE of the mean of chosen weights.
 
     Weight-space R-hat of a neural network is dominated by its symmetries
     (permuted hidden units, sign flips): chains in equivalent modes look
@@ -73,7 +75,12 @@ def weight_space(posterior: Posterior, select: Callable[[Params], Array] | None 
         network.
 
     Returns:
-      ``{"rhat": [...], "ess": [...]}`` arrays shaped like ``select``'s output.
+      ``{"rhat", "rank_rhat", "ess", "tail_ess", "mcse"}``: arrays shaped like
+      ``select``'s output (see :func:`~bayesjax.diagnostics.convergence.split_rhat`,
+      :func:`~bayesjax.diagnostics.convergence.rank_rhat`,
+      :func:`~bayesjax.diagnostics.convergence.ess`,
+      :func:`~bayesjax.diagnostics.convergence.tail_ess`,
+      :func:`~bayesjax.diagnostics.mcse.mcse_mean`).
 
     Example:
       >>> d = bj.diagnostics.weight_space(linear_post, select=lambda p: p["w"][:2, 0])
@@ -84,10 +91,21 @@ def weight_space(posterior: Posterior, select: Callable[[Params], Array] | None 
 
 
 
+def check_function_args(apply: ApplyFn | None, x_probe: Array | None, likelihood: Likelihood | None) -> bool:
+    """Whether function-space numbers are asked for; ValueError if only some of the three are given."""
+    given = [a is not None for a in (apply, x_probe, likelihood)]
+    if any(given) and not all(given):
+        raise ValueError("function-space diagnostics need all of apply, x_probe and likelihood")
+    return all(given)
+
+
 @functools.partial(jax.jit, static_argnames=("apply", "likelihood", "chunk_size"))
-def _predictions(samples: Params, x_probe: Array, apply: ApplyFn, likelihood: Likelihood,
-                 chunk_size: int | None) -> Array:
-    """Per-sample predictions ``[C, K, N, ...]``; one vmapped forward pass per chunk of samples."""
+def predictions(samples: Params, x_probe: Array, apply: ApplyFn, likelihood: Likelihood,
+                chunk_size: int | None = None) -> Array:
+    """Per-sample predictions ``[C, K, N, ...]`` at ``x_probe`` (see :func:`function_space`).
+
+    One vmapped forward pass per chunk of ``chunk_size`` samples (default: all).
+    """
 
     def predict(params):
         out = likelihood.predict(apply(params, x_probe))
@@ -107,12 +125,12 @@ def function_stats(samples: Params, apply: ApplyFn, x_probe: Array, likelihood: 
     """:func:`function_space` of draws ``[C, K, ...]`` already read from a run."""
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    return _stats(_predictions(samples, jnp.asarray(x_probe), apply, likelihood, chunk_size))
+    return _stats(predictions(samples, jnp.asarray(x_probe), apply, likelihood, chunk_size))
 
 
 def function_space(posterior: Posterior, apply: ApplyFn, x_probe: Array, likelihood: Likelihood,
                    chunk_size: int | None = None) -> dict[str, Array]:
-    """Split R-hat and bulk ESS of the predictions at probe inputs.
+    """R-hat, ESS and MCSE (as :func:`weight_space`) of the predictions at probe inputs.
 
     Every retained sample :math:`\\theta_{ck}` is pushed through the model at the
     probe batch: classification gives log class probabilities
@@ -133,8 +151,8 @@ def function_space(posterior: Posterior, apply: ApplyFn, x_probe: Array, likelih
         bounds the forward pass memory.
 
     Returns:
-      ``{"rhat": ..., "ess": ...}``, each ``[N, C_out]`` (classification) or
-      ``[N]`` (regression).
+      ``{"rhat", "rank_rhat", "ess", "tail_ess", "mcse"}``, each ``[N, C_out]``
+      (classification) or ``[N]`` (regression).
 
     Example:
       >>> d = bj.diagnostics.function_space(linear_post, linear_lj.apply, linear_x[:5], linear_lj.likelihood)

@@ -30,4 +30,4 @@ def ar1_posterior():
 def arviz():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # arviz 0.2x announces its 1.0 refactor
-        return pytest.importorskip("arviz")
+        return pytest.importorskip("arviz", reason="arviz is the reference implementation: pip install 'bayesjax[arviz]'")

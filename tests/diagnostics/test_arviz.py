@@ -1,9 +1,11 @@
 """Tests for bayesjax.diagnostics.arviz: draws and per-step info exported to ArviZ, aligned step by step."""
+import jax
 import numpy as np
 import pytest
 
+import bayesjax as bj
 from bayesjax import diagnostics
-from tests.diagnostics.toy_chains import KEPT_STEPS, C
+from tests.diagnostics.toy_chains import KEPT_STEPS, C, K, linear
 
 
 def test_to_arviz(arviz, counter_posterior):
@@ -18,6 +20,24 @@ def test_to_arviz(arviz, counter_posterior):
     assert everything.posterior["w"].shape == (C, 8, 30)
     with pytest.warns(UserWarning, match="sample_stats left out"):
         assert not hasattr(diagnostics.to_arviz(post), "sample_stats")
+
+
+def test_to_arviz_exports_the_probe_predictions(arviz, iid_posterior):
+    probes = jax.random.normal(jax.random.key(1), (4, 3))
+    lik = bj.likelihoods.gaussian(1.0)
+    idata = diagnostics.to_arviz(iid_posterior, linear, probes, lik)
+    draws = diagnostics.chain_samples(iid_posterior)
+    expected = np.einsum("nd,ckd->ckn", np.asarray(probes), np.asarray(draws["w"][..., :, 0]))
+    np.testing.assert_allclose(idata.posterior["predictions"].values, expected, rtol=1e-5, atol=1e-5)
+    assert idata.posterior["predictions"].shape == (C, K, 4)
+    # arviz reads them like any variable, and its rank R-hat is function_space's.
+    ours = diagnostics.function_space(iid_posterior, linear, probes, lik)["rank_rhat"]
+    theirs = [arviz.rhat(idata.posterior["predictions"].values[..., n], method="rank") for n in range(4)]
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4)
+    with pytest.raises(ValueError, match="apply, x_probe and likelihood"):
+        diagnostics.to_arviz(iid_posterior, linear, probes)
+    with pytest.raises(ValueError, match="named 'predictions'"):
+        diagnostics.to_arviz(iid_posterior, linear, probes, lik, select=lambda p: {"predictions": p["b"]})
 
 
 def test_to_arviz_without_arviz_says_how_to_install(monkeypatch, iid_posterior):

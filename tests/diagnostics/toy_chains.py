@@ -73,3 +73,27 @@ def linear(params, x):
 def logistic(params, x):
     f = linear(params, x)
     return jnp.concatenate([jnp.zeros_like(f), f], axis=-1)
+
+
+def ar1_draws(key, rho, shape):
+    """Stationary AR(1) draws ``[C, K, E]`` with unit marginal variance: x_t = rho x_{t-1} + sqrt(1 - rho^2) z_t."""
+    start_key, noise_key = jax.random.split(key)
+    noise = jnp.moveaxis(jax.random.normal(noise_key, shape), 1, 0)
+
+    def step(x, z):
+        x = rho * x + np.sqrt(1 - rho**2) * z
+        return x, x
+
+    _, xs = jax.lax.scan(step, jax.random.normal(start_key, (shape[0],) + shape[2:]), noise)
+    return jnp.moveaxis(xs, 0, 1)
+
+
+def volatility_draws(key, rho, shape):
+    """x_t = exp(h_t) z_t, h an AR(1) (sd 1) mixing slowly, z i.i.d. N(0, 1): heavy tails visited slowly.
+
+    The sign and the rank of x decorrelate at once (z is independent and
+    symmetric), so the bulk mixes like i.i.d. draws; whether x is in a tail
+    depends on h, which keeps its value for about (1 + rho) / (1 - rho) steps.
+    """
+    scale_key, noise_key = jax.random.split(key)
+    return jnp.exp(ar1_draws(scale_key, rho, shape)) * jax.random.normal(noise_key, shape)
