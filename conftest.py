@@ -77,3 +77,16 @@ def linear_chains() -> dict:
     linear_post = bj.run(jax.random.key(1), bj.sgld(linear_lj, 1e-3), {"w": jnp.zeros((3, 1))},
                          (linear_x, linear_x[:, 0]), num_steps=60, num_chains=4, burnin=20, progress=False)
     return dict(linear_x=linear_x, linear_lj=linear_lj, linear_post=linear_post)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def release_compiled_programs():
+    """Frees each test module's compiled programs when it ends.
+
+    A worker process that held every XLA executable of the suite crossed the
+    kernel's limit of 65,530 memory mappings and crashed inside XLA's
+    compiler (a segmentation fault, late in the run); programs shared across
+    modules compile once per module instead.
+    """
+    yield
+    jax.clear_caches()

@@ -50,6 +50,10 @@ class Algorithm(NamedTuple):
       markov_chain: whether the state is a Markov chain whose visited
         positions are its samples; ``None`` infers it from the state (a
         ``position`` field).
+      recompute_statistics: its samples are weights no step visited (SWA,
+        SWAG, VI), so a model's BatchNorm statistics are recomputed for
+        each sample on training inputs (:func:`bayesjax.recompute_statistics`;
+        ``bj.run`` keeps a subset of the inputs in the posterior for it).
     """
 
     init: Callable[[PRNGKey, Params], State]
@@ -59,6 +63,7 @@ class Algorithm(NamedTuple):
     retarget: Callable[[LogJoint], Algorithm] | None = None
     num_chains: int | None = None
     markov_chain: bool | None = None
+    recompute_statistics: bool = False
 
 
 def is_markov_chain(algorithm: Algorithm, state: State) -> bool:

@@ -78,7 +78,7 @@ def with_sample_buffer(
 
     def init(key: PRNGKey, params: Params) -> BufferedState:
         inner = algorithm.init(key, params)
-        if not is_markov_chain(algorithm, inner):
+        if not (is_markov_chain(algorithm, inner) and hasattr(inner, "position")):
             raise TypeError(
                 f"with_sample_buffer needs a Markov chain state with a `position` field, "
                 f"got {type(inner).__name__}"

@@ -64,8 +64,67 @@ def check_data(data) -> tuple[np.ndarray | jax.Array, np.ndarray | jax.Array]:
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"x and y disagree on the number of examples: {x.shape[0]} vs {y.shape[0]}")
     for name, a in (("x", x), ("y", y)):
-        xp = jax.numpy if isinstance(a, jax.Array) else np
-        if np.issubdtype(a.dtype, np.inexact) and not bool(xp.all(xp.isfinite(a))):
-            bad = int(xp.sum(~xp.isfinite(a)))
+        check_numeric(f"data {name}", a)
+        if bad := count_non_finite(a):
             raise ValueError(f"data {name} contains {bad} non-finite value(s) (NaN or inf)")
     return x, y
+
+
+def check_numeric(name: str, a) -> None:
+    """ValueError unless array ``a`` has a boolean, integer or floating dtype (not object, string or complex)."""
+    dtype = a.dtype if hasattr(a, "dtype") else np.asarray(a).dtype
+    if getattr(dtype, "kind", None) not in tuple("biuf"):
+        raise ValueError(f"{name} has dtype {dtype}: it must be a numeric array (bool, int or float); an object "
+                         f"array usually holds ragged rows or mixed types")
+
+
+def count_non_finite(a) -> int:
+    """How many entries of a floating array are NaN or inf (0 for other dtypes); a JAX array is counted where it lives."""
+    xp = jax.numpy if isinstance(a, jax.Array) else np
+    if not np.issubdtype(a.dtype, np.inexact) or bool(xp.all(xp.isfinite(a))):
+        return 0
+    return int(xp.sum(~xp.isfinite(a)))
+
+
+def check_params(params, name: str = "params", floating: bool = True) -> None:
+    """ValueError naming the first leaf of ``params`` that is not a floating array (with ``floating``) or not finite.
+
+    PRNG-key leaves (a dropout key) are skipped; a traced leaf is checked for
+    its dtype only. Run before anything compiles: a non-finite start would
+    otherwise surface as a divergence at step 1 (blamed on the step size) or
+    a MAP fit that runs on in NaN, and integer weights as JAX's dtype errors.
+    """
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        where = f"{name}{jax.tree_util.keystr(path)}"
+        dtype = leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype
+        if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+            continue
+        if floating and not jax.dtypes.issubdtype(dtype, np.floating):
+            raise ValueError(f"{where} has dtype {dtype}: parameters must be floating (e.g. float32), since "
+                             f"gradients and noise act on them; cast with .astype(jnp.float32)")
+        if isinstance(leaf, jax.core.Tracer):
+            continue
+        if bad := count_non_finite(leaf if isinstance(leaf, jax.Array) else np.asarray(leaf)):
+            raise ValueError(f"{where} contains {bad} non-finite value(s) (NaN or inf): the run would start "
+                             f"diverged")
+
+
+def check_batch(batch, name: str = "batch") -> int:
+    """The batch size; ValueError unless every leaf is an array with one common, non-zero leading axis and finite values.
+
+    A batch is any pytree of arrays (``(x, y)``, several inputs, a dict).
+    """
+    leaves = jax.tree_util.tree_flatten_with_path(batch)[0]
+    if not leaves:
+        raise ValueError(f"{name} holds no arrays")
+    shapes = {jax.tree_util.keystr(path): np.shape(leaf) for path, leaf in leaves}
+    sizes = {shape[0] if shape else None for shape in shapes.values()}
+    if len(sizes) != 1 or None in sizes:
+        raise ValueError(f"{name} needs arrays with one common leading batch axis, got shapes {shapes}")
+    if sizes == {0}:
+        raise ValueError(f"{name} is empty: it has 0 examples")
+    for path, leaf in leaves:
+        check_numeric(f"{name}{jax.tree_util.keystr(path)}", leaf)
+        if bad := count_non_finite(leaf):
+            raise ValueError(f"{name}{jax.tree_util.keystr(path)} contains {bad} non-finite value(s) (NaN or inf)")
+    return sizes.pop()

@@ -179,7 +179,8 @@ def log_joint(
       prior: a :class:`bayesjax.priors.Prior`.
       likelihood: a :class:`bayesjax.likelihoods.Likelihood`.
       num_data: N, the size of the full training set (> 0).
-      temperature: T > 0; may be a traced array (then it is not checked).
+      temperature: T > 0, a scalar; may be traced (then only its shape is
+        checked).
       tempering: ``"posterior"`` or ``"likelihood"`` (see module docstring).
 
     Returns:
@@ -196,6 +197,9 @@ def log_joint(
     if tempering not in TEMPERINGS:
         raise ValueError(f"tempering must be one of {TEMPERINGS}, got {tempering!r}")
     num_data = check_int("num_data", num_data)
+    if jnp.ndim(temperature) != 0:
+        raise ValueError(f"temperature must be a scalar, got an array of shape {jnp.shape(temperature)}: build one "
+                         f"log-joint per temperature, or jax.vmap over a scalar one")
     check_positive("temperature", temperature)
     model = apply if isinstance(apply, Model) else None
     return LogJoint(model.apply if model else apply, prior, likelihood, num_data, temperature, tempering, model)

@@ -126,7 +126,8 @@ def chunk_sizes(
       per_example: bytes per sample and input (:func:`example_cost`).
       fixed: bytes per sample independent of the inputs.
       budget: bytes (default :data:`DEFAULT_BUDGET`).
-      sample_chunk, input_chunk: fixed sizes, or ``None`` to choose.
+      sample_chunk: a fixed number of samples per chunk, or ``None`` to choose.
+      input_chunk: a fixed number of inputs per chunk, or ``None`` to choose.
       sample_multiple: the chosen sample chunk is a multiple of it (or all S).
 
     Example:

@@ -133,7 +133,37 @@ def with_model_state(algorithm: Algorithm) -> Algorithm:
         return Variables(samples, stacked)
 
     return Algorithm(init, step, sample, log_joint=log_joint, retarget=algorithm.retarget,
-                     markov_chain=algorithm.markov_chain)
+                     markov_chain=algorithm.markov_chain, recompute_statistics=algorithm.recompute_statistics)
+
+
+class TrainingInputs(NamedTuple):
+    """Training inputs kept to recompute each sample's statistics (:func:`recompute_statistics`).
+
+    Attributes:
+      model: the model.
+      inputs: a subset of the training inputs, ``[num_batches * batch_size, ...]``.
+      batch_size: the training batch size.
+    """
+
+    model: object
+    inputs: jax.Array
+    batch_size: int
+
+    def recompute(self, samples: Variables, key: PRNGKey) -> Variables:
+        """``samples`` with the statistics of their own weights."""
+        return recompute_statistics(self.model, samples, self.inputs, key, self.batch_size)
+
+
+STATISTICS_BATCHES = 16
+"""Training batches a run keeps for :func:`recompute_statistics` (a random subset of the inputs)."""
+
+
+def training_inputs(model, x: jax.Array, batch_size: int, key: PRNGKey) -> TrainingInputs:
+    """A random subset of ``x``, :data:`STATISTICS_BATCHES` batches at most, for :func:`recompute_statistics`."""
+    batch_size = min(batch_size, x.shape[0])
+    num = min(STATISTICS_BATCHES, x.shape[0] // batch_size) * batch_size
+    chosen = jax.random.choice(key, x.shape[0], (num,), replace=False)
+    return TrainingInputs(model, x[chosen], batch_size)
 
 
 def recompute_statistics(model, samples: Variables, x, key: PRNGKey, batch_size: int = 256) -> Variables:

@@ -22,8 +22,10 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from bayesjax import memory
+from bayesjax.checks import count_non_finite
 from bayesjax.chunking import chunk_leading, map_chunks, unchunk_leading
 from bayesjax.likelihoods import CLASSIFICATION, Likelihood
 from bayesjax.types import ApplyFn, Array, Params
@@ -141,11 +143,49 @@ def entropy(log_probs: Array) -> Array:
     return -jnp.sum(jnp.where(jnp.isneginf(log_probs), 0.0, jnp.exp(log_probs) * log_probs), axis=-1)
 
 
+SAMPLE_AXIS_HINT = ("samples must have a leading sample axis: pass post.sample(key, n), or "
+                    "jax.tree.map(lambda p: p[None], params) for one set")
+
+
 def _num_samples(samples: Params) -> int:
-    sizes = {leaf.shape[0] for leaf in jax.tree.leaves(samples)}
-    if len(sizes) != 1:
-        raise ValueError(f"all sample leaves need the same leading (sample) axis, got sizes {sorted(sizes)}")
+    leaves = jax.tree.leaves(samples)
+    sizes = {jnp.shape(leaf)[0] if jnp.ndim(leaf) else None for leaf in leaves}
+    if len(sizes) != 1 or None in sizes:
+        shown = sorted(sizes, key=str)
+        raise ValueError(f"all sample leaves need the same leading (sample) axis, got sizes {shown}; "
+                         f"{SAMPLE_AXIS_HINT}")
     return sizes.pop()
+
+
+def check_inputs(apply: ApplyFn, samples: Params, x, likelihood: Likelihood) -> None:
+    """ValueError, before anything compiles, for inputs :func:`predictive` cannot average over.
+
+    Non-finite concrete inputs; samples without a common leading sample axis,
+    or whose one sample the model cannot be applied to (one parameter set
+    passed for stacked samples); a regression likelihood that reads another
+    number of model outputs than the model has (a Gaussian on a classifier).
+    """
+    for path, leaf in jax.tree_util.tree_flatten_with_path(x)[0]:
+        if isinstance(leaf, jax.core.Tracer):
+            continue
+        with jax.ensure_compile_time_eval():  # a concrete array closed over inside someone's jit
+            bad = count_non_finite(leaf if isinstance(leaf, jax.Array) else np.asarray(leaf))
+        if bad:
+            raise ValueError(f"predictive: inputs x{jax.tree_util.keystr(path)} contain {bad} non-finite value(s) "
+                             f"(NaN or inf)")
+    _num_samples(samples)
+    one = jax.tree.map(lambda s: jax.ShapeDtypeStruct(jnp.shape(s)[1:], s.dtype), samples)
+    x_like = jax.tree.map(lambda a: jax.ShapeDtypeStruct((1,) + jnp.shape(a)[1:], a.dtype), x)
+    try:
+        outputs = jax.eval_shape(apply, one, x_like)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"predictive: the model cannot be applied to one sample (the samples without their leading "
+                         f"axis): {type(error).__name__}: {error}. If you passed one parameter set, "
+                         f"{SAMPLE_AXIS_HINT}") from error
+    num_outputs = jnp.shape(outputs)[-1] if jnp.ndim(outputs) else None
+    if likelihood.task != CLASSIFICATION and likelihood.num_outputs not in (None, num_outputs):
+        raise ValueError(f"predictive: the {likelihood.name} likelihood reads {likelihood.num_outputs} model "
+                         f"output(s), the model has {num_outputs} (a classifier needs a categorical likelihood)")
 
 
 def _leading_shards(samples: Params) -> int:
@@ -178,8 +218,9 @@ def predictive(
 
     Args:
       apply: pure model ``apply(params, x) -> outputs``.
-      samples: parameter samples; every leaf has a leading axis S.
-      x: inputs ``[N, ...]``.
+      samples: parameter samples; every leaf has a leading axis S (one
+        parameter set is ``jax.tree.map(lambda p: p[None], params)``).
+      x: inputs ``[N, ...]``, finite.
       likelihood: the observation model.
       chunk_size: samples evaluated at once (default: from the budget).
         Samples sharded over devices (e.g. ``Posterior.state`` of a run with
@@ -194,6 +235,11 @@ def predictive(
     Returns:
       A :class:`ClassificationPredictive` or :class:`RegressionPredictive`.
 
+    Raises:
+      ValueError: before anything compiles (:func:`check_inputs`): non-finite
+        inputs, samples without a leading sample axis, or a regression
+        likelihood that does not read the model's outputs.
+
     Example:
       >>> import jax, jax.numpy as jnp
       >>> import bayesjax as bj
@@ -202,6 +248,7 @@ def predictive(
       >>> pred.probs.shape, pred.mutual_information.shape
       ((5, 4), (5,))
     """
+    check_inputs(apply, samples, x, likelihood)
     num_samples = _num_samples(samples)
     if num_samples == 0:
         raise ValueError("predictive needs at least one sample")

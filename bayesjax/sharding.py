@@ -113,7 +113,11 @@ def to_host(array) -> np.ndarray:
 
 
 def check_divisible(num_chains: int, mesh_: Mesh | None) -> None:
-    """Raises ValueError unless the chains split evenly over the mesh's chain axis."""
+    """Raises ValueError unless the mesh has a ``"chains"`` axis and the chains split evenly over it."""
+    if mesh_ is not None and CHAINS not in mesh_.axis_names:
+        raise ValueError(f"the mesh has axes {tuple(mesh_.axis_names)}; bayesjax splits chains over an axis named "
+                         f"{CHAINS!r} (and full-batch data over {DATA!r}): build it with bj.sharding.mesh(chains=..., "
+                         f"data=...) or name your mesh's axes so")
     if mesh_ is not None and num_chains % mesh_.shape[CHAINS]:
         raise ValueError(
             f"num_chains={num_chains} must be a multiple of the mesh's {mesh_.shape[CHAINS]} chain devices"

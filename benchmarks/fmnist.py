@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Fashion-MNIST at research scale: one chain, the CNN's FLOP rate, a sweep chunk's memory, the MLP grid.
 
-    .venv/bin/python benchmarks/fmnist.py [--parts chain,flops,sweep,grid] [--cnn-steps 20] [--mlp-steps 400]
-                                          [--grid-epochs 1] [--json results/fmnist_bench.json]
+    .venv/bin/python benchmarks/fmnist.py [--parts chain,flops,sweep,grid,resnet] [--cnn-steps 20] [--mlp-steps 400]
+                                          [--grid-epochs 1] [--resnet-steps 10] [--torch-python PATH]
+                                          [--json results/fmnist_bench.json]
 
 Every part runs in its own child process (so its peak resident memory,
 ``ru_maxrss``, is its own) on the 60,000 training images of Debian's
@@ -32,6 +33,21 @@ He-scaled Gaussian prior, categorical likelihood, batches of 128.
    30 epochs (an upper bound: evaluation does not grow with epochs). Its
    tables and figure stay in ``results/fmnist_grid_<epochs>_epochs`` (a rerun
    resumes there: delete it to time afresh).
+5. ``resnet``: ResNet-20 with filter response normalization
+   (``bj.models.resnet20(norm="frn")``, Izmailov et al. 2021's HMC network),
+   ``--resnet-steps`` SGLD steps at T = 1 through ``bj.run`` against the
+   hand-written scan of part 1 (target: within 1.15x) and against PyTorch on
+   the same network and weights (target: ``bj.run`` at least 1.5x faster):
+   a lean PyTorch loop (functional ``F.conv2d`` on the JAX weights, SAME
+   padding as flax's, index a preloaded tensor, ``backward``, an in-place
+   Langevin update), run as a child under ``--torch-python`` (or
+   ``$BENCH_TORCH_PYTHON``; e.g. a venv with ``pip install torch==2.13.0
+   numpy``) with one thread per usable core, after two untimed steps, each
+   step timed (PyTorch's thread pool suffers most from other processes on
+   a shared machine: compare its best step too). Its logits on 8 images are
+   compared with ``model.apply``'s (the same network). Examples per second
+   of each, steady state; the first ``bj.run`` call's wall time includes
+   its compile.
 
 Without the Fashion-MNIST files every part reports that and exits 0.
 """
@@ -45,7 +61,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import emit, machine_facts, peak_rss_mb, run_child, timed  # noqa: E402
+from _common import emit, machine_facts, peak_rss_mb, run_child, summary, timed  # noqa: E402
 
 BATCH_SIZE = 128
 
@@ -180,6 +196,125 @@ def grid_part(epochs: float) -> dict:
             "extrapolated_30_epochs_s": run.wall_s * full_steps / steps}
 
 
+def flat_paths(tree, prefix: str = "") -> dict:
+    """A nested dict of arrays as ``{"a/b/c": array}``."""
+    out = {}
+    for name, value in tree.items():
+        out.update(flat_paths(value, f"{prefix}{name}/") if isinstance(value, dict) else {prefix + name: value})
+    return out
+
+
+def resnet_part(num_steps: int, torch_python: str | None) -> dict:
+    import jax
+    import numpy as np
+
+    import bayesjax as bj
+    from bayesjax.experiments.sweep import SweepConfig
+
+    step_size = SweepConfig.step_size
+    ds = bj.data.load("fashion_mnist")
+    model = bj.models.resnet20(10, norm="frn")
+    params = jax.jit(model.init)(jax.random.key(0), ds.x_train[:1])
+    prior = bj.priors.layerwise("he")
+    lj = bj.log_joint(model.apply, prior, bj.likelihoods.categorical(), len(ds.y_train))
+    algo = bj.sgld(lj, step_size)
+    x, y = jax.device_put(ds.x_train), jax.device_put(ds.y_train)
+
+    def library(key):
+        post = bj.run(key, algo, params, (x, y), num_steps=num_steps, batch_size=BATCH_SIZE, num_samples=1,
+                      progress=False)
+        return jax.block_until_ready(post)
+
+    first = timed(library, jax.random.key(1))
+    steady = timed(library, jax.random.key(2))
+    hand = hand_scan(lj, step_size, num_steps)
+    hand_first = timed(lambda k: jax.block_until_ready(hand(k, params, x, y)), jax.random.key(1))
+    hand_steady = timed(lambda k: jax.block_until_ready(hand(k, params, x, y)), jax.random.key(2))
+    examples = num_steps * BATCH_SIZE
+    out = {"steps": num_steps, "learning_rate": step_size, "weights": sum(a.size for a in jax.tree.leaves(params)),
+           "leaves": len(jax.tree.leaves(params)), "finite": not first.result.divergences,
+           "first_call_s": first.wall_s, "hand_first_call_s": hand_first.wall_s,
+           "bj_examples_per_s": examples / steady.wall_s, "hand_examples_per_s": examples / hand_steady.wall_s,
+           "bj_over_hand": steady.wall_s / hand_steady.wall_s}
+    torch_python = torch_python or os.environ.get("BENCH_TORCH_PYTHON") or sys.executable
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "resnet.npz")
+        layout = {4: (3, 2, 0, 1), 2: (1, 0), 1: (0,)}  # flax HWIO / [in, out] -> torch OIHW / [out, in]
+        weights = {f"w:{k}": np.asarray(v).transpose(layout[v.ndim]) for k, v in flat_paths(params).items()}
+        stddevs = {f"s:{k}": np.ravel(v)[0] for k, v in flat_paths(prior.stddev(params)).items()}
+        np.savez(path, x=np.ascontiguousarray(np.asarray(ds.x_train).transpose(0, 3, 1, 2)), y=np.asarray(ds.y_train),
+                 logits=np.asarray(jax.jit(model.apply)(params, x[:8])), step_size=step_size, **weights, **stddevs)
+        done = run_child(__file__, ["--child", "resnet-torch", "--torch-data", path, "--resnet-steps", str(num_steps)],
+                         python=torch_python, timeout=3600)
+    theirs = done.result if done.result is not None else {"skipped": done.error}
+    out["torch"] = theirs
+    if "examples_per_s" in theirs:
+        out["bj_speedup_over_torch"] = out["bj_examples_per_s"] / theirs["examples_per_s"]
+    return out
+
+
+def torch_resnet(data_path: str, num_steps: int) -> dict:
+    """The PyTorch side of part 5, under an interpreter with torch and NumPy (no JAX)."""
+    try:
+        import numpy as np
+        import torch
+        import torch.nn.functional as F
+    except ImportError as error:
+        return {"skipped": f"torch not importable: {error}"}
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    d = np.load(data_path)
+    p = {k[2:]: torch.from_numpy(d[k]).requires_grad_() for k in d.files if k.startswith("w:")}
+    stddev = {k[2:]: float(d[k]) for k in d.files if k.startswith("s:")}
+    x, y = torch.from_numpy(d["x"]), torch.from_numpy(d["y"]).long()
+    step_size, n = float(d["step_size"]), len(y)
+
+    def conv_norm(name, h, stride):
+        kernel = p[f"{name}/Conv_0/kernel"]
+        if stride == 2 and kernel.shape[-1] == 3:  # flax's SAME pads an even input by 0 before and 1 after
+            h, padding = F.pad(h, (0, 1, 0, 1)), 0
+        else:
+            padding = kernel.shape[-1] // 2
+        h = F.conv2d(h, kernel, p[f"{name}/Conv_0/bias"], stride=stride, padding=padding)
+        gamma, beta, tau = (p[f"{name}/FilterResponseNorm_0/{k}"].view(1, -1, 1, 1) for k in ("gamma", "beta", "tau"))
+        h = h * torch.rsqrt(h.square().mean(dim=(2, 3), keepdim=True) + 1e-6)
+        return torch.maximum(gamma * h + beta, tau)
+
+    def forward(h):
+        h = F.relu(conv_norm("Stem", h, 1))
+        for stage in (1, 2, 3):
+            for block in range(3):
+                name, stride = f"Block_{stage}_{block}", 2 if stage > 1 and block == 0 else 1
+                z = conv_norm(f"{name}/ConvNorm_1", F.relu(conv_norm(f"{name}/ConvNorm_0", h, stride)), 1)
+                h = F.relu((conv_norm(f"{name}/Shortcut", h, stride) if stride == 2 else h) + z)
+        return F.linear(h.mean(dim=(2, 3)), p["Dense_0/kernel"], p["Dense_0/bias"])
+
+    noise_scale = (2 * step_size / n) ** 0.5  # T = 1
+
+    def step(index):
+        loss = F.cross_entropy(forward(x[index]), y[index])
+        loss = loss + sum((w.square().sum() / (2 * stddev[k] ** 2) for k, w in p.items())) / n  # U / N
+        for w in p.values():
+            w.grad = None
+        loss.backward()
+        with torch.no_grad():
+            for w in p.values():
+                w.add_(w.grad, alpha=-step_size).add_(torch.randn_like(w), alpha=noise_scale)
+
+    with torch.no_grad():
+        logits_diff = float((forward(x[:8]) - torch.from_numpy(d["logits"])).abs().max())
+    torch.manual_seed(0)
+    order = torch.randperm(n)[: (num_steps + 2) * BATCH_SIZE].view(num_steps + 2, BATCH_SIZE)
+    for index in order[:2]:  # untimed warm-up
+        step(index)
+    walls = []
+    for index in order[2:]:
+        walls.append(timed(step, index).wall_s)
+    return {"torch": torch.__version__, "threads": torch.get_num_threads(), "max_abs_logit_diff": logits_diff,
+            "examples_per_s": num_steps * BATCH_SIZE / sum(walls), "steps_s": summary(walls),
+            "best_step_examples_per_s": BATCH_SIZE / min(walls),
+            "finite": all(bool(torch.isfinite(w).all()) for w in p.values())}
+
+
 def child(part: str, args) -> dict:
     import bayesjax as bj
 
@@ -193,6 +328,8 @@ def child(part: str, args) -> dict:
         result = flops_part(args.cnn_steps)
     elif part == "sweep":
         result = sweep_part(args.cnn_steps)
+    elif part == "resnet":
+        result = resnet_part(args.resnet_steps, args.torch_python)
     else:
         result = grid_part(args.grid_epochs)
     result["peak_rss_mb"] = peak_rss_mb()
@@ -201,20 +338,28 @@ def child(part: str, args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument("--parts", default="chain,flops,sweep,grid")
+    parser.add_argument("--parts", default="chain,flops,sweep,grid,resnet")
     parser.add_argument("--cnn-steps", type=int, default=20)
     parser.add_argument("--mlp-steps", type=int, default=400)
     parser.add_argument("--grid-epochs", type=float, default=1.0)
+    parser.add_argument("--resnet-steps", type=int, default=10)
+    parser.add_argument("--torch-python", default=None,
+                        help="interpreter with torch for part 5 (else $BENCH_TORCH_PYTHON, else this one)")
+    parser.add_argument("--torch-data", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--json", default=None)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child == "resnet-torch":
+        emit(torch_resnet(args.torch_data, args.resnet_steps))
+        return
     if args.child:
         emit(child(args.child, args))
         return
     report = {"machine": machine_facts(), "parts": {}}
     print(json.dumps(report["machine"], indent=1), flush=True)
     passed = ["--cnn-steps", str(args.cnn_steps), "--mlp-steps", str(args.mlp_steps),
-              "--grid-epochs", str(args.grid_epochs)]
+              "--grid-epochs", str(args.grid_epochs), "--resnet-steps", str(args.resnet_steps)]
+    passed += ["--torch-python", args.torch_python] if args.torch_python else []
     for part in args.parts.split(","):
         done = run_child(__file__, ["--child", part, *passed], timeout=3600)
         report["parts"][part] = done.result if done.result is not None else {"error": done.error}

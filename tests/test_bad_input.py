@@ -1,4 +1,6 @@
 """Bad input gets a clear error naming the problem (TypeError for a non-key), before anything compiles."""
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -153,3 +155,70 @@ def test_valid_input_does_run(setup):
     compiled = []
     run(params, (x, y), compiled)
     assert compiled  # the harness above would notice a compile
+
+
+# Issue 19, items 2 and 6: each reproduction, now a clear error before compiling (one line per case).
+def _lj(temperature=1.0, likelihood=None):
+    return bj.log_joint(MODEL.apply, bj.priors.gaussian(1.0), likelihood or bj.likelihoods.categorical(), 30,
+                        temperature=temperature)
+
+
+def _with(params, path, fn):
+    params = jax.tree.map(lambda p: p, params)
+    params["Dense_0"][path] = fn(params["Dense_0"][path])
+    return params
+
+
+def _samples(params, n=2):
+    return jax.tree.map(lambda p: jnp.stack([p] * n), params)
+
+
+BAD_INPUTS = [  # (case, call(x, y, params), exception, message)
+    ("temperature array", lambda x, y, p: _lj(temperature=jnp.ones(3)), ValueError, "temperature must be a scalar"),
+    ("object-dtype x", lambda x, y, p: run(p, (np.array([[1.0]] * 29 + [["a"]], dtype=object), y), []),
+     ValueError, "data x has dtype object"),
+    ("integer params", lambda x, y, p: run(_with(p, "kernel", lambda k: k.astype(jnp.int32)), (x, y), []),
+     ValueError, r"params\['Dense_0'\]\['kernel'\] has dtype int32: parameters must be floating"),
+    ("NaN params", lambda x, y, p: run(_with(p, "bias", lambda b: b.at[0].set(jnp.nan)), (x, y), []),
+     ValueError, r"params\['Dense_0'\]\['bias'\] contains 1 non-finite"),
+    ("inf params to SGLD", lambda x, y, p: bj.run(jax.random.key(0), bj.sgld(_lj(), 0.1),
+                                                  _with(p, "kernel", lambda k: k.at[0, 0].set(jnp.inf)), (x, y),
+                                                  num_steps=2, progress=False), ValueError, "non-finite"),
+    ("NaN inputs to predictive", lambda x, y, p: bj.predictive(MODEL.apply, _samples(p), np.where(x > 2, np.nan, x),
+                                                               bj.likelihoods.categorical()), ValueError, "non-finite"),
+    ("one parameter set to predictive", lambda x, y, p: bj.predictive(MODEL.apply, p, x, bj.likelihoods.categorical()),
+     ValueError, "leading sample axis: pass post.sample"),
+    ("Gaussian likelihood on a classifier", lambda x, y, p: bj.predictive(MODEL.apply, _samples(p), x,
+                                                                          bj.likelihoods.gaussian()),
+     ValueError, "gaussian likelihood reads 1 model output"),
+    ("optimizer as SGLD step size", lambda x, y, p: bj.sgld(_lj(), optax.adam(1e-3)), TypeError,
+     "step_size must be a learning rate per example.*bj.map"),
+    ("optimizer as SGHMC step size", lambda x, y, p: bj.sghmc(_lj(), optax.sgd(1e-3)), TypeError, "optax schedule"),
+    ("mesh without a chains axis", lambda x, y, p: run(p, (x, y), [], mesh=jax.sharding.Mesh(
+        np.asarray(jax.devices()[:2]), ("members",))), ValueError, "axis named 'chains'"),
+]
+
+
+@pytest.mark.parametrize("call, error, match", [case[1:] for case in BAD_INPUTS], ids=[case[0] for case in BAD_INPUTS])
+def test_bad_input_is_refused_before_compiling(setup, call, error, match):
+    x, y, params = setup
+    with pytest.raises(error, match=match):
+        call(x, y, params)
+
+
+def test_regression_metrics_of_class_labels_warn(setup):
+    x, y, params = setup
+    pred = bj.predictive(lambda p, x: MODEL.apply(p, x)[:, :1], _samples(params), x, bj.likelihoods.gaussian())
+    with pytest.warns(UserWarning, match="integer targets"):
+        bj.metrics.evaluate(pred, y)
+
+
+def test_laplace_far_from_a_mode_warns(setup):
+    x, y, params = setup
+    lj = _lj()
+    with pytest.warns(UserWarning, match="not at a mode"):
+        bj.laplace(lj, params, (x, y), hessian="diag")  # the random initialization
+    fit = bj.run(jax.random.key(1), bj.map(lj, optax.adam(1e-2)), params, (x, y), num_steps=2000, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bj.laplace(lj, jax.tree.map(lambda a: a[0], fit.state.params), (x, y), hessian="diag")

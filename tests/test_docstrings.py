@@ -12,19 +12,21 @@ importable module prefix imports and the rest are attributes (a dataclass
 or NamedTuple field without a default counts as an attribute of its class).
 """
 import ast
-import builtins
 import importlib
+import importlib.util
 import inspect
 import pathlib
 import pkgutil
-import re
-import types
 
 import pytest
 
 import bayesjax
 
-ROLE = re.compile(r":(?:py:)?(func|class|mod|meth|attr|data|exc|obj):`([^`]+)`")
+# The API site's extension resolves roles the same way; one implementation serves both.
+_spec = importlib.util.spec_from_file_location("sphinx_roles", pathlib.Path(__file__).parents[1] / "docs" / "sphinx_roles.py")
+SPHINX_ROLES = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(SPHINX_ROLES)
+ROLE = SPHINX_ROLES.ROLE
 MODULES = [bayesjax.__name__] + [info.name for info in pkgutil.walk_packages(bayesjax.__path__, "bayesjax.")]
 
 
@@ -45,48 +47,8 @@ def docstrings(tree: ast.Module):
         stack.extend((child, owner) for child in ast.iter_child_nodes(node))
 
 
-def field(owner, name: str) -> bool:
-    """Whether ``name`` is a declared field of the class ``owner`` (annotated, possibly without a value)."""
-    return inspect.isclass(owner) and any(name in vars(base).get("__annotations__", {}) for base in owner.__mro__)
-
-
-def lookup(dotted: str):
-    """The object ``dotted`` names (longest importable module prefix, then attributes); ``LookupError`` if none."""
-    parts = dotted.split(".")
-    for cut in range(len(parts), 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
-            continue
-        for name in parts[cut:]:
-            if hasattr(obj, name):
-                obj = getattr(obj, name)
-            elif field(obj, name) and name == parts[-1]:
-                return None
-            else:
-                break
-        else:
-            return obj
-    if len(parts) == 1 and hasattr(builtins, dotted):
-        return getattr(builtins, dotted)
-    raise LookupError(dotted)
-
-
 def resolves(role: str, target: str, module: str, owner: str | None) -> bool:
-    target = target.split("<")[-1].rstrip(">").lstrip("~").removesuffix("()")
-    packages = module.split(".")
-    relative = [".".join(packages[:cut]) + target for cut in range(len(packages), 0, -1)] if target[0] == "." else []
-    target = target.lstrip(".")
-    candidates = ([f"{module}.{owner}.{target}"] if owner else []) + [
-        f"{module}.{target}", *relative, target, f"{bayesjax.__name__}.{target}"]
-    for candidate in candidates:
-        try:
-            obj = lookup(candidate)
-        except LookupError:
-            continue
-        if role != "mod" or isinstance(obj, types.ModuleType):
-            return True
-    return False
+    return SPHINX_ROLES.resolve(role, target.split("<")[-1].rstrip(">").lstrip("~"), module, owner) is not None
 
 
 def test_every_file_is_walked():

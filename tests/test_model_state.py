@@ -178,3 +178,17 @@ def test_laplace_takes_the_curvature_in_evaluation_mode(problem):
     samples = ours.sample(jax.random.key(14), 3)
     outputs = bj.predictive(ours.log_joint.apply, samples, x, lj.likelihood).probs
     assert outputs.shape == (N, CLASSES) and bool(jnp.all(jnp.isfinite(outputs)))
+
+
+def test_swag_draws_carry_the_statistics_of_their_own_weights(problem):
+    """bj.run keeps training inputs for SWAG (all 96 here, 3 batches): each draw's BatchNorm mean is its own."""
+    x, y, model, variables, lj = problem
+    algo = bj.swag(lj, optax.sgd(1e-2, momentum=0.9), start_step=5)
+    assert algo.recompute_statistics and not bj.sgld(lj, 1e-3).recompute_statistics
+    post = bj.run(jax.random.key(15), algo, variables, (x, y), num_steps=20, batch_size=32, progress=False)
+    assert post.statistics is not None and post.statistics.inputs.shape == (N, D)
+    samples = post.sample(jax.random.key(16), 3)
+    for j in range(3):
+        params = jax.tree.map(lambda leaf: leaf[j], samples.params)
+        by_hand = batch_statistics(params, x)["batch_stats"]["bn"]["mean"]  # the mean of equal batches' means
+        np.testing.assert_allclose(samples.state["batch_stats"]["bn"]["mean"][j], by_hand, rtol=1e-4, atol=1e-5)

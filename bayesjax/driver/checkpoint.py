@@ -2,11 +2,14 @@
 
 A snapshot is one ``.npz`` file: the pytree's leaves (typed PRNG keys stored
 as their key data) plus a JSON header with a caller-chosen ``identity`` (what
-the run was) and a SHA-256 of the leaves. It is written to a temporary file,
-flushed to disk and renamed over the old one, so a crash leaves either the
-previous snapshot or the new one, never a torn file. Loading checks the
-checksum and the identity, and that the leaves match a template pytree in
-shape and dtype, so a snapshot of another run is refused rather than used.
+the run was), an ``extra`` record (how far it got) and a SHA-256 of both and
+the leaves. It is written to a temporary file next to it, flushed to disk and
+renamed over the old one, so a crash leaves either the previous snapshot or
+the new one, never a torn file; :func:`prepare` removes temporary files that
+killed writes left behind. Loading checks the checksum and the identity, and
+that the leaves match a template pytree in shape and dtype, so a snapshot of
+another run is refused rather than used. Nothing in the file is executed: no
+pickle (object arrays are refused), the header is JSON.
 """
 from __future__ import annotations
 
@@ -14,13 +17,17 @@ import hashlib
 import json
 import os
 import pathlib
+import re
 import tempfile
-import zipfile
+from typing import Callable
 
 import jax
 import numpy as np
 
 from bayesjax.types import ArrayTree
+
+TEMPORARY_SUFFIX = ".tmp"
+"""A snapshot being written is ``<name><8 random characters>.tmp`` in the snapshot's folder."""
 
 
 class CheckpointMismatch(ValueError):
@@ -36,62 +43,119 @@ def _host_leaves(tree: ArrayTree) -> list[np.ndarray]:
     return [to_host(leaf) for leaf in jax.tree.leaves(tree)]
 
 
-def _digest(leaves: list[np.ndarray]) -> str:
-    h = hashlib.sha256()
+def _digest(leaves: list[np.ndarray], meta: str) -> str:
+    h = hashlib.sha256(meta.encode())
     for leaf in leaves:
         h.update(str((leaf.shape, leaf.dtype.str)).encode())
         h.update(np.ascontiguousarray(leaf).tobytes())
     return h.hexdigest()
 
 
-def save(path: str | os.PathLike, tree: ArrayTree, identity: dict) -> None:
-    """Writes ``tree`` and ``identity`` (JSON-serializable) atomically to ``path``."""
+def _temporaries(path: pathlib.Path) -> list[pathlib.Path]:
+    pattern = re.compile(re.escape(path.name) + r"[a-z0-9_]{8}" + re.escape(TEMPORARY_SUFFIX))
+    return [p for p in path.parent.iterdir() if pattern.fullmatch(p.name)] if path.parent.is_dir() else []
+
+
+def prepare(path: str | os.PathLike) -> None:
+    """Before anything compiles: makes sure a snapshot can be written at ``path``, and cleans up after killed writes.
+
+    Creates missing parent folders, writes and removes a probe file there,
+    and deletes the temporary files of interrupted :func:`save` calls
+    (``<name>XXXXXXXX.tmp``).
+
+    Raises:
+      ValueError: ``path`` is a folder, a parent is a file, or the folder is not writable.
+    """
+    path = pathlib.Path(path)
+    if path.is_dir():
+        raise ValueError(f"checkpoint {path} is a folder: pass a file path")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=TEMPORARY_SUFFIX):
+            pass
+    except OSError as error:
+        reason = next((f"{p} is a file" for p in path.parents if p.exists() and not p.is_dir()),
+                      error.strerror or str(error))
+        raise ValueError(f"checkpoint {path} cannot be written: {reason}") from error
+    for stale in _temporaries(path):
+        stale.unlink(missing_ok=True)
+
+
+def save(path: str | os.PathLike, tree: ArrayTree, identity: dict, extra: dict | None = None) -> None:
+    """Writes ``tree``, ``identity`` and ``extra`` (JSON-serializable) atomically to ``path``."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     leaves = _host_leaves(tree)
-    header = json.dumps({"identity": identity, "sha256": _digest(leaves)})
+    meta = json.dumps({"identity": identity, "extra": extra or {}})
+    header = json.dumps({"meta": meta, "sha256": _digest(leaves, meta)})
     arrays = {f"leaf{i}": leaf for i, leaf in enumerate(leaves)}
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".tmp", delete=False) as f:
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=TEMPORARY_SUFFIX, delete=False) as f:
         np.savez(f, header=np.frombuffer(header.encode(), np.uint8), **arrays)
         f.flush()
         os.fsync(f.fileno())
     os.replace(f.name, path)
 
 
-def load(path: str | os.PathLike, like: ArrayTree, identity: dict) -> ArrayTree:
+def _differences(saved, wanted, prefix: str = "") -> list[str]:
+    if isinstance(saved, dict) and isinstance(wanted, dict):
+        return [d for k in sorted(set(saved) | set(wanted), key=str)
+                for d in _differences(saved.get(k), wanted.get(k), f"{prefix}{k}.")]
+    return [] if saved == wanted else [prefix[:-1]]
+
+
+def load(path: str | os.PathLike, like: ArrayTree | Callable[[dict], ArrayTree], identity: dict) -> tuple[ArrayTree, dict]:
     """Reads the snapshot at ``path`` into the structure of ``like``.
 
     Args:
       path: a file written by :func:`save`.
       like: a pytree (arrays or ``jax.ShapeDtypeStruct``) with the expected
-        structure, shapes and dtypes; PRNG-key leaves (default implementation)
-        are restored as keys.
+        structure, shapes and dtypes, or a function of the snapshot's
+        ``extra`` record that returns one (called once the identity matched;
+        it may raise :class:`CheckpointMismatch`); PRNG-key leaves (default
+        implementation) are restored as keys.
       identity: must equal the identity the snapshot was saved with.
 
+    Returns:
+      The restored pytree and the snapshot's ``extra`` record.
+
     Raises:
-      CheckpointMismatch: damaged file, other identity, or other shapes.
+      CheckpointMismatch: a damaged or unreadable file (truncated, bit-flipped,
+        empty, not a snapshot), another identity, or other shapes; the message
+        names the path.
     """
     try:
-        with np.load(path) as f:
+        with np.load(path, allow_pickle=False) as f:
             header = json.loads(f["header"].tobytes().decode())
             leaves = [f[f"leaf{i}"] for i in range(len(f.files) - 1)]
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
-        raise CheckpointMismatch(f"checkpoint {path} cannot be read: {error}") from error
-    if header.get("sha256") != _digest(leaves):
-        raise CheckpointMismatch(f"checkpoint {path} is damaged (checksum mismatch)")
-    if header.get("identity") != json.loads(json.dumps(identity)):
-        raise CheckpointMismatch(f"checkpoint {path} was written by a different run: {header.get('identity')}")
-    templates, treedef = jax.tree.flatten(like)
+        meta = header["meta"]
+        checksum_ok = header.get("sha256") == _digest(leaves, meta)
+        meta = json.loads(meta)
+        saved_identity, extra = meta["identity"], meta["extra"]
+    except Exception as error:  # a damaged file fails in many ways (zip, npy, JSON, memory): all are "cannot be read"
+        raise CheckpointMismatch(f"checkpoint {path} cannot be read ({type(error).__name__}: {error}); "
+                                 f"delete it or pass another path") from error
+    if not checksum_ok:
+        raise CheckpointMismatch(f"checkpoint {path} is damaged (checksum mismatch); delete it or pass another path")
+    wanted = json.loads(json.dumps(identity))
+    if saved_identity != wanted:
+        raise CheckpointMismatch(
+            f"checkpoint {path} was written by a different run (it differs in: "
+            f"{', '.join(_differences(saved_identity, wanted))}); delete it or pass another path"
+        )
+    templates, treedef = jax.tree.flatten(like(extra) if callable(like) else like)
     if len(templates) != len(leaves):
         raise CheckpointMismatch(f"checkpoint {path} holds {len(leaves)} arrays, the run has {len(templates)}")
     restored = []
     for template, leaf in zip(templates, leaves):
         if jax.dtypes.issubdtype(template.dtype, jax.dtypes.prng_key):
-            leaf = jax.random.wrap_key_data(leaf)
+            try:
+                leaf = jax.random.wrap_key_data(leaf)
+            except (TypeError, ValueError) as error:
+                raise CheckpointMismatch(f"checkpoint {path} holds no PRNG key where the run has one: {error}") from error
         if tuple(leaf.shape) != tuple(template.shape) or leaf.dtype != template.dtype:
             raise CheckpointMismatch(
                 f"checkpoint {path} has an array of shape {tuple(leaf.shape)} {leaf.dtype}, "
                 f"the run expects {tuple(template.shape)} {template.dtype}"
             )
         restored.append(leaf)
-    return jax.tree.unflatten(treedef, restored)
+    return jax.tree.unflatten(treedef, restored), extra

@@ -13,6 +13,7 @@ from bayesjax.base import Algorithm
 from bayesjax.buffer import BufferedState
 from bayesjax.chains import pooled_sample
 from bayesjax.checks import check_key
+from bayesjax.model_state import TrainingInputs
 from bayesjax.types import Info, Params, PRNGKey, State
 
 
@@ -23,11 +24,19 @@ class Posterior(NamedTuple):
       algorithm: the algorithm that was run (with its sample buffer, for chains).
       state: final states, every leaf with a leading chain axis.
       info: per-step diagnostics, leaves ``[num_steps, num_chains, ...]``.
+      steps: the step the chains are at (a continued run's ``start_step``
+        plus its ``num_steps``): pass it as ``start_step=`` with
+        ``init_state=state`` to continue the run (see :func:`bayesjax.run`).
+      statistics: training inputs on which each drawn sample's BatchNorm
+        statistics are recomputed (``algorithm.recompute_statistics``: SWA,
+        SWAG, VI on a model with state), or None.
     """
 
     algorithm: Algorithm
     state: State
     info: Info
+    steps: int = 0
+    statistics: TrainingInputs | None = None
 
     @property
     def num_chains(self) -> int:
@@ -47,6 +56,8 @@ class Posterior(NamedTuple):
         Draws are spread evenly over chains (each chain's own draws are
         without replacement while its samples last), so ``num_samples ==
         num_chains`` gives one draw per chain: the members of an ensemble.
+        With ``statistics``, each draw's model state is recomputed from its own
+        weights (Maddox et al. 2019's ``bn_update``).
         """
         check_key(key)
         if num_samples < 1:
@@ -59,7 +70,10 @@ class Posterior(NamedTuple):
             healthy = np.array([c for c in range(self.num_chains) if c not in divergences])
             state = jax.tree.map(lambda leaf: leaf[healthy], state)
         work = DRAW_WORK * num_samples * sum(math.prod(leaf.shape[1:]) for leaf in jax.tree.leaves(state))
-        return POOLED_SAMPLE.pick(work, key, state)(self.algorithm, key, state, int(num_samples))
+        samples = POOLED_SAMPLE.pick(work, key, state)(self.algorithm, key, state, int(num_samples))
+        if self.statistics is None:
+            return samples
+        return self.statistics.recompute(samples, jax.random.fold_in(key, 1))
 
 
 class DivergenceError(RuntimeError):

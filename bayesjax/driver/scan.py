@@ -2,10 +2,14 @@
 
 Chains are initialized inside the jit (one unsharded chain runs without a
 chain axis); minibatches are drawn inside the jit from device-resident arrays
-(a fresh permutation each epoch, the last partial batch dropped). Chain k's
-randomness is ``fold_in(key, k)``, so it depends on its index, not on how
-many chains run beside it. Nothing here checks its inputs: :func:`bayesjax.run`
-does, and experiments that vmap whole runs call :func:`run_chains` directly.
+(a fresh permutation each epoch, the last partial batch dropped), or, for a
+stream, read from a chunk of host batches stacked on a leading step axis and
+scanned over. Chain k's randomness is ``fold_in(key, k)`` and step t's is a
+``fold_in`` of that by t (t counted over the chain's whole life, so a
+continued run draws what one longer run would), so it depends on its index,
+not on how many chains run beside it. Nothing here checks its inputs:
+:func:`bayesjax.run` does, and experiments that vmap whole runs call
+:func:`run_chains` directly.
 """
 from __future__ import annotations
 
@@ -27,7 +31,9 @@ class RunConfig(NamedTuple):
     """The static settings of a run: one compile per distinct value.
 
     Attributes:
-      num_steps: steps per chain.
+      num_steps: steps per chain (read by :func:`run_chains`; the chunks of
+        :mod:`bayesjax.driver.chunked` take the run's end as a traced ``stop``
+        and compile with 0 here, so runs of other lengths share them).
       batch_size: minibatch size (the data size for full batch).
       num_chains: chains vmapped.
       buffer: ``(capacity, burnin, thin)`` of the sample buffer, or None.
@@ -37,6 +43,8 @@ class RunConfig(NamedTuple):
       progress_every: steps between progress-bar updates; 0 traces no callback.
       shuffle: random minibatches each epoch, or the data in order.
       info_every: keep every ``info_every``-th step's info; 0 keeps none.
+      streamed: the batches come from a stream, stacked per chunk (see
+        :func:`advance_chains`), not drawn from in-memory arrays.
     """
 
     num_steps: int
@@ -49,6 +57,7 @@ class RunConfig(NamedTuple):
     progress_every: int = 0
     shuffle: bool = True
     info_every: int = 1
+    streamed: bool = False
 
 
 def buffered(algorithm: Algorithm, config: RunConfig) -> Algorithm:
@@ -72,37 +81,71 @@ class Chains(NamedTuple):
 
 
 def start_chains(algorithm: Algorithm, config: RunConfig, key: PRNGKey, params: Params | None,
-                 num_data: int) -> Chains:
-    """Initial states of ``config.num_chains`` chains; chain k uses ``fold_in(key, k)``."""
+                 num_data: int, states: State | None = None, start: Array | int = 0) -> Chains:
+    """The chains of a run at step ``start``; chain k uses ``fold_in(key, k)``.
+
+    Args:
+      algorithm, config: the run.
+      key: the run's key.
+      params: shared initial parameters, or None (``config.init_fn`` or ``states``).
+      num_data: in-memory examples (0 for a stream).
+      states: states to continue (leading chain axis), or None to initialize.
+      start: the step the states are at; the minibatch order of its epoch is drawn.
+    """
     c = config
     algorithm = buffered(algorithm, c)
     chain_keys = jax.vmap(lambda k: jax.random.fold_in(key, k))(jnp.arange(c.num_chains))
     init_keys, params_keys, loop_keys = jnp.moveaxis(
         jax.vmap(lambda k: jax.random.split(k, 3))(sharding.constrain_chains(chain_keys, c.mesh)), 1, 0
     )
-    if c.init_fn is not None:
+    if states is None and c.init_fn is not None:
         states = jax.vmap(algorithm.init)(init_keys, jax.vmap(c.init_fn)(params_keys))
-    else:
+    elif states is None:
         states = jax.vmap(algorithm.init, (0, None))(init_keys, params)
     states = sharding.constrain_chains(states, c.mesh)
-    perms = sharding.constrain_chains(jnp.zeros((c.num_chains, num_data), jnp.int32), c.mesh)
-    return Chains(states, perms, loop_keys)
+    if c.shuffle and not c.streamed and c.batch_size < num_data:
+        perm_keys = key_streams(loop_keys)[0]
+        perms = jax.vmap(lambda k: epoch_permutation(k, start // (num_data // c.batch_size), num_data))(perm_keys)
+    else:
+        perms = jnp.zeros((c.num_chains, num_data), jnp.int32)
+    return Chains(states, sharding.constrain_chains(perms, c.mesh), loop_keys)
 
 
-def advance_chains(algorithm: Algorithm, config: RunConfig, chains: Chains, x: Array, y: Array, start: Array,
-                   length: int, bar_id: Array | int = -1) -> tuple[Chains, Info]:
+def key_streams(loop_keys: PRNGKey) -> tuple[PRNGKey, PRNGKey, PRNGKey]:
+    """The chains' keys of the minibatch order, the steps and the augmentation: ``fold_in`` of 0, 1, 2."""
+    return tuple(jax.vmap(lambda k: jax.random.fold_in(k, stream))(loop_keys) for stream in range(3))
+
+
+def epoch_permutation(perm_key: PRNGKey, epoch: Array | int, num_data: int) -> Array:
+    """One chain's minibatch order of an epoch: a permutation of ``num_data`` examples."""
+    return jax.random.permutation(jax.random.fold_in(perm_key, epoch), num_data).astype(jnp.int32)
+
+
+def advance_chains(algorithm: Algorithm, config: RunConfig, chains: Chains, data, start: Array, stop: Array,
+                   length: int, guard: bool, bar_id: Array | int = -1) -> tuple[Chains, Info]:
     """Steps ``start, ..., start + length - 1`` of every chain (one ``lax.scan``).
 
-    Steps at or past ``config.num_steps`` (the padding of a last, short
-    chunk) leave the chains as they are and report zero infos. With
-    ``config.info_every = k > 1`` (``start`` and ``length`` multiples of k)
-    the info of steps ``k - 1, 2k - 1, ...`` (from 0) is returned; the other
+    Args:
+      algorithm, config: the run.
+      chains: the chains at step ``start``.
+      data: in-memory ``(x, y)``; with ``config.streamed``, the chunk's batches
+        stacked on a leading axis of ``length`` (every chain reads the same batch).
+      start: the first step (counted over the chains' life, from 0).
+      stop: with ``guard``, steps at or past ``stop`` (the padding of a last,
+        short chunk) leave the chains as they are and report zero infos.
+      length: steps in the chunk (static).
+      guard: whether any step may be at or past ``stop`` (static; without it the loop has no cond).
+      bar_id: progress bar fed every ``config.progress_every`` steps.
+
+    With ``config.info_every = k > 1`` (``start`` and ``length`` multiples of
+    k) the info of steps ``k - 1, 2k - 1, ...`` (from 0) is returned; the other
     steps run without it, so XLA leaves its computation out.
     """
     c = config
     algorithm = buffered(algorithm, c)
-    num_data = x.shape[0]
-    steps_per_epoch = num_data // c.batch_size
+    x, y = (None, None) if c.streamed else data
+    num_data = 0 if c.streamed else x.shape[0]
+    steps_per_epoch = max(num_data // c.batch_size, 1)
     # One unsharded chain runs without its chain axis: a vmap over one chain
     # is measurably slower per step than no vmap (benchmarks/README.md).
     batched = c.num_chains > 1 or c.mesh is not None
@@ -110,20 +153,19 @@ def advance_chains(algorithm: Algorithm, config: RunConfig, chains: Chains, x: A
     def per_chain(fn, in_axes=0):
         return jax.vmap(fn, in_axes) if batched else fn
 
-    perm_keys, step_keys, augment_keys = (jax.vmap(lambda k: jax.random.fold_in(k, stream))(chains.loop_keys)
-                                          for stream in range(3))
-    carry = (chains.states, chains.perms, perm_keys, step_keys, augment_keys)
+    carry = (chains.states, chains.perms, *key_streams(chains.loop_keys))
     if not batched:
         carry = jax.tree.map(lambda a: a[0], carry)
     states, perms, perm_keys, step_keys, augment_keys = carry
 
     def new_permutations(epoch):
-        return per_chain(lambda k: jax.random.permutation(jax.random.fold_in(k, epoch), num_data))(
-            perm_keys).astype(jnp.int32)
+        return per_chain(lambda k: epoch_permutation(k, epoch, num_data))(perm_keys)
 
-    def step(carry, t, keep_info: bool):
-        states, perms = carry
-        if c.batch_size == num_data:
+    def step(carry, inputs, keep_info: bool):
+        (states, perms), (t, streamed) = carry, inputs
+        if c.streamed:
+            batches, batch_axes = streamed, None
+        elif c.batch_size == num_data:
             batches, batch_axes = (x, y), None
         elif not c.shuffle:
             first = (t % steps_per_epoch) * c.batch_size
@@ -145,26 +187,28 @@ def advance_chains(algorithm: Algorithm, config: RunConfig, chains: Chains, x: A
         return (sharding.constrain_chains(states, c.mesh), perms), info if keep_info else None
 
     def guarded(keep_info: bool):
-        """The step, or (past the last step of a padded chunk) no step and zero infos."""
+        """The step, or (at or past ``stop``) no step and zero infos."""
         one_step = functools.partial(step, keep_info=keep_info)
-        if c.num_steps % length == 0:  # no padding: no cond in the loop
+        if not guard:
             return one_step
 
-        def skip(carry, t):
-            info_like = jax.eval_shape(one_step, carry, t)[1]
+        def skip(carry, inputs):
+            info_like = jax.eval_shape(one_step, carry, inputs)[1]
             return carry, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), info_like)
 
-        return lambda carry, t: jax.lax.cond(t < c.num_steps, one_step, skip, carry, t)
+        return lambda carry, inputs: jax.lax.cond(inputs[0] < stop, one_step, skip, carry, inputs)
 
     carry, every = (states, perms), c.info_every
+    inputs = (start + jnp.arange(length), data if c.streamed else None)
     if every <= 1:
-        carry, info = jax.lax.scan(guarded(every == 1), carry, start + jnp.arange(length))
+        carry, info = jax.lax.scan(guarded(every == 1), carry, inputs)
     else:
-        def block(carry, last):
-            carry, _ = jax.lax.scan(guarded(False), carry, last - (every - 1) + jnp.arange(every - 1))
-            return guarded(True)(carry, last)
+        def block(carry, inputs):
+            carry, _ = jax.lax.scan(guarded(False), carry, jax.tree.map(lambda a: a[:-1], inputs))
+            return guarded(True)(carry, jax.tree.map(lambda a: a[-1], inputs))
 
-        carry, info = jax.lax.scan(block, carry, start + every - 1 + every * jnp.arange(length // every))
+        blocks = jax.tree.map(lambda a: a.reshape((length // every, every) + a.shape[1:]), inputs)
+        carry, info = jax.lax.scan(block, carry, blocks)
     if not batched:
         carry = jax.tree.map(lambda a: a[None], carry)
         info = jax.tree.map(lambda a: a[:, None], info)
@@ -174,7 +218,7 @@ def advance_chains(algorithm: Algorithm, config: RunConfig, chains: Chains, x: A
 
 def run_chains(algorithm: Algorithm, config: RunConfig, key: PRNGKey, params: Params | None, x: Array, y: Array,
                bar_id: Array | int = -1) -> tuple[State, Info]:
-    """The jittable core of :func:`run` (no input checks): a scan over steps, vmapped over chains.
+    """The jittable core of :func:`bayesjax.run` (no input checks): a scan over steps, vmapped over chains.
 
     Chain k uses ``fold_in(key, k)``. Sweeps vmap this function over cells.
 
@@ -183,5 +227,7 @@ def run_chains(algorithm: Algorithm, config: RunConfig, key: PRNGKey, params: Pa
       ``[num_steps, num_chains, ...]``).
     """
     chains = start_chains(algorithm, config, key, params, x.shape[0])
-    chains, info = advance_chains(algorithm, config, chains, x, y, jnp.zeros((), jnp.int32), config.num_steps, bar_id)
+    zero = jnp.zeros((), jnp.int32)
+    chains, info = advance_chains(algorithm, config, chains, (x, y), zero, zero + config.num_steps,
+                                  config.num_steps, False, bar_id)
     return chains.states, info

@@ -16,6 +16,7 @@ with a traced temperature) and ``bayesjax compare``
   epoch (rank :data:`SWAG_RANK`); ``multiswag``: SWAG members from independent inits.
 * ``sgld``, ``sghmc``, ``cyclical_sgld``: SG-MCMC chains.
 * ``hmc``: full-batch HMC with Stan window adaptation in the first half.
+* ``mc_dropout``: Adam on the network with dropout (rate :data:`DROPOUT`), masks sampled at prediction.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import optax
 from bayesjax.base import Algorithm
 from bayesjax.inference import (
     map,  # noqa: A004 (the module of bj.map)
+    mc_dropout,
     sgmcmc,
     swag,
     vi,
@@ -51,6 +53,8 @@ SWAG_RANK = 20
 HMC_STEP_SIZE = 1e-3
 """HMC's initial leapfrog step size (then adapted)."""
 HMC_LEAPFROG_STEPS = 10
+DROPOUT = 0.1
+"""MC dropout's rate (before the output layer of the CNN, after each hidden layer of the MLP)."""
 
 
 class Budget(NamedTuple):
@@ -115,6 +119,7 @@ class Recipe(NamedTuple):
         on models with at most ``hmc_max_params`` weights.
       momentum: chains whose state carries an SGHMC momentum (the sweep's kinetic-temperature check).
       sweep_models: the models the sweep runs it on; ``()``: not a sweep method.
+      dropout: the network is built with dropout at this rate (MC dropout); 0: without.
     """
 
     build: Callable[[LogJoint, Settings], Algorithm]
@@ -128,11 +133,17 @@ class Recipe(NamedTuple):
     full_batch: bool = False
     momentum: bool = False
     sweep_models: tuple[str, ...] = ()
+    dropout: float = 0.0
 
 
 def build_map(lj: LogJoint, settings: Settings) -> Algorithm:
     """Adam at ``learning_rate`` on the log-joint."""
     return map.build(lj, optax.adam(settings.learning_rate))
+
+
+def build_mc_dropout(lj: LogJoint, settings: Settings) -> Algorithm:
+    """Adam at ``learning_rate`` on the network with dropout in training (its log-joint built from the Model)."""
+    return mc_dropout.build(lj, optax.adam(settings.learning_rate))
 
 
 def build_meanfield_vi(lj: LogJoint, settings: Settings) -> Algorithm:
@@ -204,6 +215,9 @@ METHODS: dict[str, Recipe] = {
     "hmc": Recipe(build_hmc, "chains", Budget(1000, 2, 100),
                   f"full batch, {HMC_LEAPFROG_STEPS} leapfrog steps, adapts in the first half; the reference",
                   full_batch=True),
+    "mc_dropout": Recipe(build_mc_dropout, "single", Budget(2000, 1, 50),
+                         f"Adam at --learning-rate with dropout {DROPOUT}, masks sampled at prediction",
+                         sweep_models=("mlp", "cnn"), dropout=DROPOUT),
 }
 
 

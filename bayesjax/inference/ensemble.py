@@ -53,6 +53,10 @@ current position; for several chains with sample buffers use
 ``permutation(M)[i % M]``, each member's own ``sample`` supplying its share, so
 ``n == M`` gives each member once (a MAP member's point, a SWAG member's
 Gaussian draw).
+
+The file is one concept, the ensemble wrapper with its per-member
+re-targeting (bootstrap, anchors, target noise); its builders document
+their objective in full.
 """
 from __future__ import annotations
 
@@ -217,7 +221,32 @@ def build(
 ) -> Algorithm:
     """An ensemble of ``num_members`` copies of ``algorithm``, vmapped in one jit.
 
-    Member m gets ``k = fold_in(key, m)`` of every key: at ``init``,
+    Objective: each member runs ``algorithm``'s own update on the same
+    minibatch, independently: a deep ensemble (Lakshminarayanan et al. 2017)
+    is ``bj.ensemble(bj.map(lj, optimizer), M, init=...)``, members of MAP
+    from independent initializations; MultiSWAG (:func:`build_multiswag`)
+    has SWAG members. Options re-aim member m at its own log-joint:
+
+    * ``bootstrap``: example i's log-likelihood weighted by a fixed w_mi with
+      E[w] = 1 (Poisson(1), or Exp(1) for the Bayesian bootstrap), so the
+      member's minibatch estimate is (N / |B|) sum_B w_mi log p(y_i | x_i, theta);
+    * ``anchored`` (Pearce et al. 2020): the prior term becomes
+      log p(theta - theta_anc_m), theta_anc_m ~ p(theta), a regularizer toward
+      the member's own prior draw;
+    * ``target_noise`` sigma: regression targets y_i + sigma eps_mi;
+      with ``anchored`` on a linear-Gaussian model at T = 1 each member's
+      optimum is an exact posterior draw (randomize-then-optimize).
+
+    The posterior is the equal-weight mixture of the members'. Temperature,
+    step sizes and learning rates are the member algorithm's (for MAP
+    members: an optax optimizer on the per-example loss U / N, see
+    :func:`bayesjax.map`).
+
+    State and info: :class:`EnsembleState` (``members``: the member states
+    stacked on a leading axis M; ``anchors``; ``data_keys``); the info is the
+    member algorithm's with a leading member axis.
+
+    Randomness: member m gets ``k = fold_in(key, m)`` of every key: at ``init``,
     ``k_init, k_params, k_data = split(k, 3)`` with ``algorithm.init(k_init,
     init(k_params))`` (or ``params`` without ``init``; the anchor and the
     per-example data key come from ``k_data``); at ``step``,
@@ -253,6 +282,12 @@ def build(
       >>> post = bj.run(key, algo, params, (x, y), num_steps=20, batch_size=50, progress=False)
       >>> post.sample(key, 5)["Dense_0"]["kernel"].shape   # each member once
       (5, 64, 16)
+
+    References:
+      B. Lakshminarayanan, A. Pritzel and C. Blundell, "Simple and scalable
+      predictive uncertainty estimation using deep ensembles", NeurIPS 2017.
+      T. Pearce, F. Leibfried and A. Brintrup, "Uncertainty in neural
+      networks: approximately Bayesian ensembling", AISTATS 2020.
     """
     num_members = check_int("num_members", num_members)
     if bootstrap is True:
@@ -343,7 +378,8 @@ def build(
 
     if log_joint is None:
         return Algorithm(init_fn, step_fn, sample_fn)
-    return targeting(log_joint, init_fn, step_fn, sample_fn, model_state=False)
+    return targeting(log_joint, init_fn, step_fn, sample_fn, model_state=False,
+                     recompute_statistics=algorithm.recompute_statistics)
 
 
 @cached_builder
@@ -362,9 +398,30 @@ def build_multiswag(
 ) -> Algorithm:
     """MultiSWAG (Wilson & Izmailov 2020): an ensemble of :func:`bayesjax.swag` members.
 
-    The posterior is the equal mixture of the members' SWAG Gaussians;
-    ``sample`` draws across members (``n == M``: one Gaussian draw from each).
-    Arguments are those of :func:`bayesjax.inference.swag.build_swag` and :func:`build`.
+    Each member runs SWAG's update (SGD steps on the per-example loss U / N,
+    running moments of the collected iterates) from its own initialization
+    ``init``; the posterior is the equal mixture of the members' SWAG
+    Gaussians, and ``sample`` draws across members (``n == M``: one Gaussian
+    draw from each). Temperature and learning rate mean what they mean for
+    :func:`bayesjax.swag`; the state is an :class:`EnsembleState` of
+    :class:`~bayesjax.inference.swag.SWAGState` members, the info
+    :class:`~bayesjax.inference.swag.SWAGInfo` with a member axis.
+
+    Args:
+      log_joint: the tempered log-joint.
+      optimizer: optax optimizer of every member, on the per-example loss U / N.
+      num_members: M >= 1.
+      init: ``key -> params``, each member's own initialization (see :func:`build`).
+      start_step: steps before the first collection (see :func:`bayesjax.swag`).
+      collect_every: collect every this many steps after ``start_step``.
+      rank: K, deviation columns kept per member (0, or >= 2).
+      diag: keep each member's diagonal variance.
+      bootstrap: per-member example weights (see :func:`build`).
+      anchored: anchor each member to a prior draw (see :func:`build`).
+      mesh: split the members over a mesh's ``"chains"`` axis (see :func:`build`).
+
+    Returns:
+      An :class:`Algorithm` over :class:`EnsembleState`.
 
     Example:
       >>> algo = bj.multiswag(lj, optax.sgd(0.02, momentum=0.9), num_members=4,
@@ -372,6 +429,10 @@ def build_multiswag(
       >>> post = bj.run(key, algo, params, (x, y), num_steps=40, batch_size=50, progress=False)
       >>> post.sample(key, 40)["Dense_1"]["kernel"].shape   # 10 from each member's Gaussian
       (40, 16, 10)
+
+    References:
+      A. G. Wilson and P. Izmailov, "Bayesian deep learning and a
+      probabilistic perspective of generalization", NeurIPS 2020.
     """
     member = swag.build_swag(log_joint, optimizer, start_step, collect_every, rank, diag)
     return build(member, num_members, init=init, bootstrap=bootstrap, anchored=anchored, mesh=mesh)

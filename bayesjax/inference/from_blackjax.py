@@ -291,6 +291,37 @@ def build(log_joint: LogJoint, kernel: Callable, **kernel_params) -> Algorithm:
 def from_blackjax(log_joint: LogJoint, kernel: Callable, **kernel_params) -> Algorithm:
     """A blackjax sampling kernel on the tempered posterior of ``log_joint``, as a Markov-chain :class:`Algorithm`.
 
+    Update: the kernel's own transition (blackjax's numerics and noise),
+    built at every step from ``log_joint`` on that step's batch; ``bj.run``
+    keeps its positions after ``burnin`` every ``thin`` steps.
+
+    Target: every kernel samples the tempered posterior
+    p_T(theta | D) ∝ exp(log_joint(theta, D)). The temperature lives in the
+    log-joint and is never given to blackjax (passing ``temperature`` is an
+    error).
+
+    Step size, by the kind of kernel (read from its factory's arguments):
+
+    * full-batch kernels (``logdensity_fn``: mala, hmc, nuts, barker, rmh,
+      ...) see ``theta -> log_joint(theta, D)``, the N-scaled tempered
+      log-joint on the whole data set (``bj.run(..., batch_size=None)``), so
+      their step sizes mean what they mean in blackjax and in
+      :func:`bayesjax.hmc`: a MALA step eps is a Langevin step eps on that
+      log-joint, :func:`bayesjax.sgld`'s learning rate ``lr = eps N / T``;
+    * SG-MCMC kernels (``grad_estimator``, ``gradient_estimator`` or
+      ``logdensity_estimator``: sgld, sghmc, sgnht, csgld) see estimators on
+      each minibatch and run in the coordinates ``z = theta / sqrt(T / N)``,
+      where a gradient step meets the per-example loss U / N: their
+      ``step_size`` is the house's **learning rate per example**, so
+      ``blackjax.sgld`` with ``step_size=lr`` is exactly ``bj.sgld(lj, lr)``,
+
+          theta <- theta - lr grad (U / N) + sqrt(2 lr T / N) xi.
+
+    State and info: :class:`BlackjaxState` (``position``; ``kernel``:
+    blackjax's state; ``count``); the info is the kernel's own, fields that
+    are not one number per transition left out (SG-MCMC kernels have none).
+    The module docstring has the details (sghmc's scales, costs).
+
     Args:
       log_joint: the tempered log-joint (:func:`bayesjax.log_joint`).
       kernel: a blackjax factory that makes a ``SamplingAlgorithm`` from a
@@ -334,5 +365,9 @@ def from_blackjax(log_joint: LogJoint, kernel: Callable, **kernel_params) -> Alg
       >>> post = bj.run(key, mala, params_map, (x, y), num_steps=20, burnin=10, progress=False)
       >>> post.sample(key, 3)["Dense_0"]["kernel"].shape
       (3, 64, 16)
+
+    References:
+      A. Cabezas, A. Corenflos, J. Lao, R. Louf et al., "BlackJAX:
+      Composable Bayesian inference in JAX", 2024.
     """
     return build(log_joint, getattr(kernel, "differentiable", kernel), **kernel_params)

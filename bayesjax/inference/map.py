@@ -54,7 +54,29 @@ def sample(state: MAPState, num_samples: int) -> Params:
 
 @cached_builder
 def build(log_joint: LogJoint, optimizer: optax.GradientTransformation) -> Algorithm:
-    """MAP as an :class:`Algorithm`.
+    """Maximum a posteriori estimation with any optax optimizer, as an :class:`Algorithm`.
+
+    Objective: the mode of the tempered posterior, found by minimizing the
+    per-example loss (:meth:`~bayesjax.logjoint.LogJoint.loss`)
+
+        U / N = -T log_joint / N = -(1/|B|) sum_B log p(y | x, theta) - log p(theta) / N
+
+    on each minibatch B (posterior tempering; under likelihood tempering the
+    prior term is multiplied by T). Update: ``optax`` on ``grad (U / N)``.
+    Temperature does not move the mode under posterior tempering (the loss is
+    the same at every T); under likelihood tempering T weighs the prior.
+
+    Learning rate: the optimizer meets the gradient of the *mean* loss, as in
+    any JAX training loop, so ``optax.sgd(0.1)`` or ``optax.adam(1e-3)``
+    means what it means there, at every data size N and temperature. No
+    default: Adam at 1e-3 (``bayesjax compare``'s) trains the digits and
+    Fashion-MNIST networks; pick another as for ordinary training (watch
+    ``post.info.log_joint`` rise).
+
+    State and info: :class:`MAPState` (``params``, ``opt_state``) and
+    :class:`MAPInfo` (``log_joint``: the minibatch estimate of the tempered
+    log-joint before the step). The posterior is the point mass at
+    ``params``: ``sample`` repeats it.
 
     Args:
       log_joint: the tempered log-joint to maximize.
@@ -62,6 +84,9 @@ def build(log_joint: LogJoint, optimizer: optax.GradientTransformation) -> Algor
         U / N = -T log_joint / N (mean negative log-likelihood plus the
         prior's 1/N share), so ``optax.sgd(0.1)`` means what it means for
         any JAX training loop, at every data size and temperature.
+
+    Returns:
+      An :class:`Algorithm` over :class:`MAPState` with :class:`MAPInfo`.
 
     Example:
       >>> algo = bj.map(lj, optax.adam(1e-3))

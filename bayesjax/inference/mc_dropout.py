@@ -33,7 +33,27 @@ def sample(key: PRNGKey, state: map_estimate.MAPState, num_samples: int) -> Vari
 
 @cached_builder
 def build(log_joint: LogJoint, optimizer: optax.GradientTransformation) -> Algorithm:
-    """MC dropout as an :class:`Algorithm`.
+    """MC dropout (Gal & Ghahramani 2016) as an :class:`Algorithm`.
+
+    Training: MAP (:func:`bayesjax.map`) on the tempered log-joint with the
+    model in training mode, a fresh dropout mask z ~ Bernoulli(1 - p) drawn
+    at every step; the objective is the per-example loss U / N averaged over
+    masks, whose prior share is the weight decay of Gal & Ghahramani's
+    objective. Temperature enters as in MAP: not at all under posterior
+    tempering, as the prior's weight T under likelihood tempering.
+
+    Posterior: the trained weights M under a random mask, theta_j = M diag(z_j);
+    ``sample`` returns :class:`~bayesjax.models.Variables` each with its own
+    ``dropout_key``, so ``bj.predictive`` averages over masks like over any
+    other samples.
+
+    Learning rate: the optimizer meets the gradient of the mean loss, as for
+    :func:`bayesjax.map` (``optax.adam(1e-3)`` is the usual choice). The
+    dropout rate p is the model's (``nn.Dropout(p)``), not a builder argument.
+
+    State and info: :class:`~bayesjax.inference.map.MAPState` and
+    :class:`~bayesjax.inference.map.MAPInfo`, wrapped with the model's state
+    (:func:`bayesjax.with_model_state`).
 
     Args:
       log_joint: a log-joint built from a :class:`~bayesjax.models.Model`
@@ -59,6 +79,10 @@ def build(log_joint: LogJoint, optimizer: optax.GradientTransformation) -> Algor
       >>> pred = bj.predictive(net.apply, post.sample(key, 8), x_test, dropout_lj.likelihood)
       >>> pred.probs.shape
       (100, 10)
+
+    References:
+      Y. Gal and Z. Ghahramani, "Dropout as a Bayesian approximation:
+      representing model uncertainty in deep learning", ICML 2016.
     """
     if log_joint.model is None or log_joint.model.train_apply is None:
         raise ValueError("MC dropout needs a log-joint built from a Model with dropout in its training mode: "

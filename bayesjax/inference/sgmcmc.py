@@ -17,6 +17,9 @@ injected noise is scaled by sqrt(T):
 which is Langevin dynamics for p_T with step eps = lr / N. One learning rate is
 therefore stable from T = 1 down to T = 1e-4. Noise is drawn leaf by leaf
 (``optax.tree_utils.tree_random_like``), so each leaf keeps its sharding.
+
+The file is one concept, the SG-MCMC family: its samplers share the drift,
+the noise and the state, and each builder documents its update in full.
 """
 from __future__ import annotations
 
@@ -227,8 +230,18 @@ def _algorithm(init_fn, step_fn, log_joint) -> Algorithm:
 
 
 def _check_step_size(step_size: StepSize) -> None:
-    if not callable(step_size):
-        check_positive("step_size", step_size)
+    if hasattr(step_size, "init") and hasattr(step_size, "update"):
+        raise TypeError(f"step_size must be a learning rate per example (a float, a traced scalar or an optax "
+                        f"schedule count -> lr, e.g. optax.cosine_decay_schedule(0.1, 1000)), got an optimizer "
+                        f"{type(step_size).__name__}: SG-MCMC adds its own noise to the gradient step; for an "
+                        f"optax optimizer use bj.map(log_joint, optimizer)")
+    if callable(step_size):
+        return
+    value = concrete(step_size)
+    if value is not None and value.dtype.kind not in "biuf":
+        raise TypeError(f"step_size must be a float, a traced scalar or an optax schedule count -> lr, got "
+                        f"{type(step_size).__name__}")
+    check_positive("step_size", step_size)
 
 
 @cached_builder
@@ -239,18 +252,53 @@ def build_sgld(
     rmsprop_decay: float = 0.99,
     rmsprop_epsilon: float = 1e-5,
 ) -> Algorithm:
-    """Stochastic gradient Langevin dynamics (Welling & Teh 2011), optionally pSGLD.
+    """Stochastic gradient Langevin dynamics (Welling & Teh 2011), optionally pSGLD (Li et al. 2016).
+
+    Update, per step on a minibatch, with learning rate lr = ``step_size``:
+
+        theta <- theta - lr G grad (U / N) + sqrt(2 lr T G / N) xi,   xi ~ N(0, I)
+
+    where U / N = -T ``log_joint`` / N is the per-example loss
+    (:meth:`~bayesjax.logjoint.LogJoint.loss`: the batch's mean negative
+    log-likelihood plus the prior's 1/N share) and G = 1, or for pSGLD the
+    RMSprop preconditioner G = 1 / (delta + sqrt(V^)) (see :func:`sgld_step`).
+
+    Target: the tempered posterior p_T(theta | D) ∝ exp(log_joint) =
+    exp(-U / T) of ``log_joint`` (its temperature and tempering rule). T
+    enters the noise only: the drift is the same at every T and the noise
+    scales with sqrt(T), so one learning rate is stable from T = 1 to 1e-4.
+    This is Langevin dynamics with step eps = lr / N on the N-scaled
+    log-joint, discretized (no Metropolis correction: the bias grows with lr).
+
+    Step size: a learning rate **per example**, the scale of ``optax.sgd``
+    on the mean loss; it means the same on 1,437 and on 60,000 examples.
+    There is no default: 0.1 (the default of ``bayesjax sweep``;
+    ``bayesjax compare`` uses 0.15) suits standardized inputs and He-scaled networks
+    (the digits and Fashion-MNIST MLP and CNN) under a categorical
+    likelihood. Under a Gaussian likelihood of noise sigma the loss's
+    curvature per example is sigma^-2, so scale the rate by sigma^2 (as
+    ``bayesjax compare`` does). Pick another by the SGD rule, a rate at
+    which noise-free SGD on the same loss trains stably, and lower it if
+    ``post.divergences`` reports diverged chains. An optax schedule
+    (``count -> lr``) decays it; ``info.step_size`` records each step's rate.
+
+    State and info: :class:`SGLDState` (``position``, ``count``,
+    ``square_avg``: pSGLD's second moment, else None) and
+    :class:`SGMCMCInfo` (``log_density``: minibatch estimate of the tempered
+    log-joint; ``step_size``; ``is_sample``). ``bj.run`` keeps positions
+    after ``burnin`` every ``thin`` steps.
 
     Args:
       log_joint: the tempered log-joint (minibatch estimate).
-      step_size: the learning rate per example lr (a float, may be traced, or
-        an optax schedule): it multiplies the gradient of the per-example
-        loss U / N, so the Langevin step is lr / N. Around 0.1 suits
-        standardized inputs and networks of He-scaled width (the sweep's
-        default); it does not change with N or T.
+      step_size: lr, the learning rate per example (a float, may be traced,
+        or an optax schedule): it multiplies the gradient of the per-example
+        loss U / N, so the Langevin step is lr / N; it does not change with N or T.
       preconditioned: RMSprop preconditioning (pSGLD, Li et al. 2016).
       rmsprop_decay: a, the second-moment decay of pSGLD.
       rmsprop_epsilon: delta, the preconditioner's damping.
+
+    Returns:
+      An :class:`Algorithm` (a Markov chain) over :class:`SGLDState` with :class:`SGMCMCInfo`.
 
     Example:
       >>> algo = bj.sgld(lj, step_size=0.1)
@@ -258,6 +306,14 @@ def build_sgld(
       ...               num_chains=4, burnin=20, thin=10, progress=False)
       >>> post.sample(key, 16)["Dense_1"]["kernel"].shape   # 4 kept positions per chain
       (16, 16, 10)
+
+    References:
+      M. Welling and Y. W. Teh, "Bayesian learning via stochastic gradient
+      Langevin dynamics", ICML 2011. C. Li, C. Chen, D. Carlson and L. Carin,
+      "Preconditioned stochastic gradient Langevin dynamics for deep neural
+      networks", AAAI 2016. F. Wenzel et al., "How good is the Bayes
+      posterior in deep neural networks really?", ICML 2020 (the temperature
+      convention).
     """
     _check_step_size(step_size)
 
@@ -271,7 +327,37 @@ def build_sgld(
 @cached_builder
 def build_sghmc(log_joint: LogJoint, step_size: StepSize, friction: float | Array = 0.1,
                 precondition_every: int | None = None) -> Algorithm:
-    """Stochastic gradient Hamiltonian Monte Carlo (Chen et al. 2014).
+    """Stochastic gradient Hamiltonian Monte Carlo (Chen et al. 2014), in the SGD-with-momentum form.
+
+    Update, per step on a minibatch, with learning rate lr = ``step_size``
+    and friction alpha = ``friction``:
+
+        v     <- (1 - alpha) v - lr G grad (U / N) + sqrt(2 alpha lr T G / N) xi
+        theta <- theta + v
+
+    with U / N the per-example loss (:meth:`~bayesjax.logjoint.LogJoint.loss`)
+    and G = 1, or Wenzel et al. (2020)'s layerwise preconditioner
+    (:func:`layerwise_preconditioner`, refreshed every
+    ``precondition_every`` steps). In Chen et al.'s terms lr = N h^2 and
+    alpha = h C for leapfrog step h, friction C and unit mass.
+
+    Target: the tempered posterior p_T ∝ exp(log_joint) = exp(-U / T). As in
+    :func:`build_sgld`, T scales only the injected noise (by sqrt(T)); the
+    drift and the learning rate's meaning are the same at every T.
+
+    Step size: a learning rate **per example** (the scale of
+    ``optax.sgd(lr, momentum=1 - alpha)`` on the mean loss; Wenzel et al.'s
+    ``lr``). No default. Under a steady gradient the momentum builds up to
+    lr / alpha times it, so the drift moves at the SGD rate lr / alpha:
+    lr = alpha x (an SGLD rate), e.g. 0.01 at friction 0.1 for SGLD's 0.1
+    (``bayesjax compare``'s choice; the Fashion-MNIST presets run cyclical
+    SGHMC at 0.05 with friction 0.1). Raise alpha for more damping (alpha = 1
+    is SGLD's drift); lower lr if chains diverge (``post.divergences``).
+
+    State and info: :class:`SGHMCState` (``position``, ``momentum``,
+    ``count``, and with the preconditioner ``square_avg`` and
+    ``preconditioner``) and :class:`SGMCMCInfo` (``log_density``,
+    ``step_size``, ``is_sample``).
 
     Args:
       log_joint: the tempered log-joint (minibatch estimate).
@@ -282,10 +368,18 @@ def build_sghmc(log_joint: LogJoint, step_size: StepSize, friction: float | Arra
         layerwise preconditioner (:func:`sghmc_step`), e.g. the steps of an
         epoch; None: no preconditioner.
 
+    Returns:
+      An :class:`Algorithm` (a Markov chain) over :class:`SGHMCState` with :class:`SGMCMCInfo`.
+
     Example:
       >>> algo = bj.sghmc(lj, step_size=0.01, friction=0.1)
       >>> post = bj.run(key, algo, params_map, (x, y), num_steps=40, batch_size=50,
       ...               num_chains=2, burnin=20, progress=False)
+
+    References:
+      T. Chen, E. Fox and C. Guestrin, "Stochastic gradient Hamiltonian Monte
+      Carlo", ICML 2014. F. Wenzel et al., "How good is the Bayes posterior in
+      deep neural networks really?", ICML 2020 (App. E: the preconditioner).
     """
     _check_momentum(step_size, friction, precondition_every)
 
@@ -320,14 +414,33 @@ def build_cyclical_sgld(
     friction: float | Array | None = None,
     precondition_every: int | None = None,
 ) -> Algorithm:
-    """Cyclical SG-MCMC (Zhang et al. 2020, "Cyclical stochastic gradient MCMC").
+    """Cyclical SG-MCMC (Zhang et al. 2020, "Cyclical stochastic gradient MCMC for Bayesian deep learning").
 
     The run of ``num_steps`` is cut into ``num_cycles`` cycles of length
-    L = ceil(num_steps / num_cycles) with a cosine step size
-    (:func:`cyclical_schedule`). In the first ``exploration_fraction`` of each
-    cycle the chain explores (noise-free SGD / SGD with momentum: large steps
-    find a new mode); in the rest it samples (SGLD, or SGHMC when ``friction``
-    is given), and only sampling-phase positions enter the sample buffer.
+    L = ceil(num_steps / num_cycles) with a cosine learning rate
+    (:func:`cyclical_schedule`),
+
+        lr_k = lr_0 / 2 (cos(pi (k mod L) / L) + 1).
+
+    In the first ``exploration_fraction`` of each cycle the chain explores
+    (the update of :func:`build_sgld`, or of :func:`build_sghmc` when
+    ``friction`` is given, without noise: SGD finds a new mode with large
+    steps); in the rest it samples (with the noise), and only sampling-phase
+    positions enter the sample buffer.
+
+    Target and temperature: as :func:`build_sgld`: p_T ∝ exp(log_joint),
+    T scaling the injected noise only.
+
+    Step size: lr_0, a learning rate **per example** at the start of each
+    cycle, on the scale of :func:`build_sgld` (or :func:`build_sghmc` with
+    ``friction``). No default: ``bayesjax sweep`` gives cyclical SGLD its
+    SGLD rate (0.1); the Fashion-MNIST presets run cyclical SGHMC at 0.05
+    with friction 0.1. Each cycle starts at lr_0, the largest rate of the
+    run, so it must be stable as a constant rate would.
+
+    State and info: :class:`SGLDState` (or :class:`SGHMCState` with
+    ``friction``) and :class:`SGMCMCInfo`, whose ``is_sample`` is False in
+    the exploration phases and ``step_size`` the cosine's value.
 
     Args:
       log_joint: the tempered log-joint (minibatch estimate).
@@ -340,12 +453,19 @@ def build_cyclical_sgld(
       precondition_every: cyclical SGHMC: steps between refreshes of the
         layerwise preconditioner (see :func:`build_sghmc`); None: none.
 
+    Returns:
+      An :class:`Algorithm` (a Markov chain).
+
     Example:
       >>> algo = bj.cyclical_sgld(lj, step_size=0.5, num_cycles=4, num_steps=40)
       >>> post = bj.run(key, algo, params_map, (x, y), num_steps=40, batch_size=50,
       ...               num_chains=2, progress=False)
       >>> post.state.num_collected.tolist()   # the sampling halves of the 4 cycles of 10 steps
       [20, 20]
+
+    References:
+      R. Zhang, C. Li, J. Zhang, C. Chen and A. G. Wilson, "Cyclical
+      stochastic gradient MCMC for Bayesian deep learning", ICLR 2020.
     """
     if friction is None:
         _check_step_size(step_size)

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bayesjax.metrics.validation import check_labels
+from bayesjax.metrics.validation import check_labels, finite_mean, finite_points
 from bayesjax.predictive import ClassificationPredictive
 from bayesjax.types import Array
 
@@ -17,21 +17,23 @@ def accuracy(pred: ClassificationPredictive, y: Array) -> Array:
 
         acc = 1/N sum_i 1[argmax_c p(c | x_i, D) = y_i]
 
-    Ties in the averaged probabilities go to the lowest class index.
+    Ties in the averaged probabilities go to the lowest class index. NaN if
+    any point's probabilities are not finite (a diverged posterior), never the
+    accuracy of ``argmax`` over NaNs.
 
     Args:
       pred: classification predictive, ``probs [N, C]``.
       y: integer labels ``[N]``.
 
     Returns:
-      Scalar accuracy in [0, 1].
+      Scalar accuracy in [0, 1], or NaN.
 
     Raises:
       ValueError: ``y`` is not integer ``[N]`` (or, when concrete, out of range).
       TypeError: ``pred`` is not a ClassificationPredictive.
     """
     y = check_labels(pred, y, "accuracy")
-    return jnp.mean(jnp.argmax(pred.log_probs, axis=-1) == y)
+    return finite_mean(jnp.argmax(pred.log_probs, axis=-1) == y, finite_points(pred))
 
 
 def reliability_bins(
@@ -52,14 +54,15 @@ def reliability_bins(
 
     Returns:
       ``(counts, acc, conf)``, each ``[B]``: number of points per bin, and the
-      mean correctness / mean confidence of each bin (0 for empty bins).
+      mean correctness / mean confidence of each bin (0 for empty bins; NaN
+      in a bin holding a point whose probabilities are not finite).
     """
     y = check_labels(pred, y, "reliability_bins")
     if not isinstance(num_bins, (int, np.integer)) or isinstance(num_bins, bool) or num_bins < 1:
         raise ValueError(f"num_bins must be a static int >= 1, got {num_bins!r}")
     num_bins = int(num_bins)
     conf = jnp.exp(jnp.max(pred.log_probs, axis=-1))
-    correct = (jnp.argmax(pred.log_probs, axis=-1) == y).astype(conf.dtype)
+    correct = jnp.where(finite_points(pred), jnp.argmax(pred.log_probs, axis=-1) == y, jnp.nan).astype(conf.dtype)
     edges = jnp.arange(num_bins + 1, dtype=conf.dtype) / num_bins  # correctly rounded b / B
     index = jnp.clip(jnp.searchsorted(edges, conf, side="left") - 1, 0, num_bins - 1)
     counts = jax.ops.segment_sum(jnp.ones_like(conf), index, num_segments=num_bins)
@@ -89,7 +92,7 @@ def ece(pred: ClassificationPredictive, y: Array, num_bins: int = 15) -> Array:
       num_bins: number of bins B (static int, default 15 as in Guo et al.).
 
     Returns:
-      Scalar ECE in [0, 1].
+      Scalar ECE in [0, 1]; NaN if any point's probabilities are not finite.
     """
     counts, acc, conf = reliability_bins(pred, y, num_bins)
     return jnp.sum(counts * jnp.abs(acc - conf)) / jnp.sum(counts)
@@ -113,9 +116,9 @@ def brier(pred: ClassificationPredictive, y: Array) -> Array:
       y: integer labels ``[N]``.
 
     Returns:
-      Scalar Brier score.
+      Scalar Brier score; NaN if any point's probabilities are not finite.
     """
     y = check_labels(pred, y, "brier")
     probs = pred.probs
     onehot = jax.nn.one_hot(y, probs.shape[-1], dtype=probs.dtype)
-    return jnp.mean(jnp.sum(jnp.square(probs - onehot), axis=-1))
+    return finite_mean(jnp.sum(jnp.square(probs - onehot), axis=-1), finite_points(pred))

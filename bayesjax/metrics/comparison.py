@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from bayesjax.metrics.validation import check_pair
+from bayesjax.metrics.validation import check_pair, finite_mean, finite_points
 from bayesjax.predictive import ClassificationPredictive
 from bayesjax.types import Array
 
@@ -24,10 +24,11 @@ def agreement(pred_a: ClassificationPredictive, pred_b: ClassificationPredictive
       pred_b: classification predictive of the same shape.
 
     Returns:
-      Scalar agreement in [0, 1].
+      Scalar agreement in [0, 1]; NaN if either predictive is not finite.
     """
     check_pair(pred_a, pred_b, "agreement")
-    return jnp.mean(jnp.argmax(pred_a.log_probs, axis=-1) == jnp.argmax(pred_b.log_probs, axis=-1))
+    same = jnp.argmax(pred_a.log_probs, axis=-1) == jnp.argmax(pred_b.log_probs, axis=-1)
+    return finite_mean(same, finite_points(pred_a) & finite_points(pred_b))
 
 
 def total_variation(pred_a: ClassificationPredictive, pred_b: ClassificationPredictive) -> Array:
@@ -44,7 +45,8 @@ def total_variation(pred_a: ClassificationPredictive, pred_b: ClassificationPred
       pred_b: classification predictive of the same shape.
 
     Returns:
-      Scalar mean total variation.
+      Scalar mean total variation; NaN if either predictive is not finite.
     """
     check_pair(pred_a, pred_b, "total_variation")
-    return jnp.mean(0.5 * jnp.sum(jnp.abs(pred_a.probs - pred_b.probs), axis=-1))
+    distance = 0.5 * jnp.sum(jnp.abs(pred_a.probs - pred_b.probs), axis=-1)
+    return finite_mean(distance, finite_points(pred_a) & finite_points(pred_b))

@@ -1,7 +1,10 @@
 """The standard metrics of a predictive in one call, compiled as one program per shape."""
 from __future__ import annotations
 
+import warnings
+
 import jax
+import jax.numpy as jnp
 
 from bayesjax.metrics.classification import accuracy, brier, ece
 from bayesjax.metrics.likelihood import nll
@@ -39,7 +42,9 @@ def evaluate(
     The inputs are validated once here (label range included); the metrics
     then run as one jitted computation (compiled once per shape). This
     function returns host floats, so call the individual metrics inside your
-    own ``jit`` / ``vmap``.
+    own ``jit`` / ``vmap``. A predictive that is not finite (NaN or infinite
+    probabilities, means or variances: a diverged posterior) gives NaN for
+    every metric, never a finite score.
 
     Args:
       pred: classification or regression predictive.
@@ -63,6 +68,10 @@ def evaluate(
         y = check_labels(pred, y, "evaluate")  # concrete checks (label range) before jit
         values, names = _classification_metrics(pred, y), CLASSIFICATION_METRICS
     elif isinstance(pred, RegressionPredictive):
+        if jnp.issubdtype(jnp.result_type(y), jnp.integer):
+            warnings.warn("evaluate: a regression predictive scored against integer targets: if these are class "
+                          "labels, the model needs a categorical likelihood (bj.likelihoods.categorical()), "
+                          "not a Gaussian", UserWarning, stacklevel=2)
         y = check_targets(pred, y, "evaluate")
         values, names = _regression_metrics(pred, y, check_scale(y_std, "evaluate")), REGRESSION_METRICS
     else:

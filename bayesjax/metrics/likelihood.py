@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from bayesjax.metrics.validation import check_labels, check_scale, check_targets, check_unit_scale
+from bayesjax.metrics.validation import (check_labels, check_scale, check_targets, check_unit_scale, finite_mean,
+                                         finite_points)
 from bayesjax.predictive import ClassificationPredictive, RegressionPredictive
 from bayesjax.types import Array
 
@@ -33,13 +34,14 @@ def nll(pred: ClassificationPredictive | RegressionPredictive, y: Array, y_std: 
         classification predictive raises.
 
     Returns:
-      Scalar mean NLL (nats per point).
+      Scalar mean NLL (nats per point); NaN if any point's predictive (class
+      probabilities, or mixture mean and variance) is not finite.
 
     Raises:
       ValueError: shape / dtype / scale mismatch.
     """
     if isinstance(pred, ClassificationPredictive):
         check_unit_scale(y_std, "nll")
-        return -jnp.mean(pred.log_prob(check_labels(pred, y, "nll")))
+        return finite_mean(-pred.log_prob(check_labels(pred, y, "nll")), finite_points(pred))
     y = check_targets(pred, y, "nll")
-    return -jnp.mean(pred.log_prob(y)) + jnp.log(check_scale(y_std, "nll"))
+    return finite_mean(-pred.log_prob(y), finite_points(pred)) + jnp.log(check_scale(y_std, "nll"))

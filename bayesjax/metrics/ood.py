@@ -21,15 +21,15 @@ def auroc(scores_in: Array, scores_out: Array) -> Array:
 
     by sorting the in-distribution scores and binary-searching each OOD score
     (O(n log n), jittable). Equals ``sklearn.metrics.roc_auc_score`` with
-    labels 1 for ``scores_out`` and 0 for ``scores_in``. NaN scores are not
-    supported.
+    labels 1 for ``scores_out`` and 0 for ``scores_in``. A NaN score (the
+    uncertainty of a diverged posterior) makes the AUROC NaN.
 
     Args:
       scores_in: scores of in-distribution points, ``[n_in]`` (n_in >= 1).
       scores_out: scores of out-of-distribution points, ``[n_out]`` (n_out >= 1).
 
     Returns:
-      Scalar AUROC in [0, 1]; 0.5 is chance.
+      Scalar AUROC in [0, 1] (0.5 is chance), or NaN.
 
     Example:
       >>> import jax.numpy as jnp
@@ -49,4 +49,5 @@ def auroc(scores_in: Array, scores_out: Array) -> Array:
     below_or_tied = jnp.searchsorted(sorted_in, scores_out, side="right")  # #in <= s_j
     float_dtype = jnp.result_type(float) if not jnp.issubdtype(common, jnp.floating) else common
     per_out = (below + below_or_tied).astype(float_dtype) / (2 * scores_in.shape[0])
-    return jnp.mean(per_out)
+    unordered = jnp.any(jnp.isnan(sorted_in)) | jnp.any(jnp.isnan(scores_out))
+    return jnp.where(unordered, jnp.nan, jnp.mean(per_out))

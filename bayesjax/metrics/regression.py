@@ -5,7 +5,7 @@ import math
 
 import jax.numpy as jnp
 
-from bayesjax.metrics.validation import check_scale, check_targets
+from bayesjax.metrics.validation import check_scale, check_targets, finite_mean, finite_points
 from bayesjax.predictive import RegressionPredictive
 from bayesjax.types import Array
 
@@ -23,10 +23,11 @@ def rmse(pred: RegressionPredictive, y: Array, y_std: float | Array | None = 1.0
       y_std: scale of the standardization (> 0; may be traced; ``None`` = 1).
 
     Returns:
-      Scalar RMSE in the units of the original targets.
+      Scalar RMSE in the units of the original targets; NaN if any point's
+      mean or variance is not finite.
     """
     y = check_targets(pred, y, "rmse")
-    return jnp.sqrt(jnp.mean(jnp.square(pred.mean - y))) * check_scale(y_std, "rmse")
+    return jnp.sqrt(finite_mean(jnp.square(pred.mean - y), finite_points(pred))) * check_scale(y_std, "rmse")
 
 
 def gaussian_nll(pred: RegressionPredictive, y: Array, y_std: float | Array | None = 1.0) -> Array:
@@ -47,10 +48,11 @@ def gaussian_nll(pred: RegressionPredictive, y: Array, y_std: float | Array | No
       y_std: scale of the standardization (> 0; may be traced; ``None`` = 1).
 
     Returns:
-      Scalar mean Gaussian NLL (nats per point).
+      Scalar mean Gaussian NLL (nats per point); NaN if any point's mean or
+      variance is not finite.
     """
     y = check_targets(pred, y, "gaussian_nll")
     scale = check_scale(y_std, "gaussian_nll")
     mean, var = pred.mean, pred.variance
     log_density = -0.5 * (jnp.log(2 * math.pi * var) + jnp.square(y - mean) / var)
-    return -jnp.mean(log_density) + jnp.log(scale)
+    return finite_mean(-log_density, finite_points(pred)) + jnp.log(scale)

@@ -3,6 +3,9 @@
 Shapes are checked when traced too, so a mismatch raises ``ValueError`` under
 ``jax.jit``; values (label range, target scale) only when they are concrete.
 Each check names the metric that called it (``fn``) in its message.
+:func:`finite_points` and :func:`finite_mean` make every metric NaN, never a
+finite number, when the predictive is not finite (a diverged posterior's
+NaN probabilities would otherwise score as class 0 under ``argmax``).
 """
 from __future__ import annotations
 
@@ -21,6 +24,8 @@ __all__ = [
     "check_scale",
     "check_targets",
     "check_unit_scale",
+    "finite_mean",
+    "finite_points",
 ]
 
 
@@ -100,3 +105,20 @@ def check_pair(pred_a, pred_b, fn: str) -> None:
             f"{fn}: the two predictives must have the same shape [N, C], got "
             f"{pred_a.log_probs.shape} and {pred_b.log_probs.shape}"
         )
+
+
+def finite_points(pred: ClassificationPredictive | RegressionPredictive) -> Array:
+    """``[N]`` bools: whether point i's predictive is finite.
+
+    Classification: no class probability is NaN or infinite (a log-probability
+    of ``-inf``, an impossible class, is finite probability 0). Regression: the
+    mixture's mean and variance are finite.
+    """
+    if isinstance(pred, ClassificationPredictive):
+        return jnp.all(jnp.isfinite(jnp.exp(pred.log_probs)), axis=-1)
+    return jnp.isfinite(pred.mean) & jnp.isfinite(pred.variance)
+
+
+def finite_mean(values: Array, finite: Array) -> Array:
+    """Mean of per-point ``values`` ``[N]``; NaN if any point's predictive is not ``finite``."""
+    return jnp.mean(jnp.where(finite, values, jnp.nan))

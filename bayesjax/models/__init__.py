@@ -25,5 +25,7 @@ from bayesjax.models.linen import from_linen
 from bayesjax.models.model import Model, ModelState, Variables
 from bayesjax.models.nnx import from_nnx
 from bayesjax.models.networks import cnn, fortuin_cnn, mlp
+from bayesjax.models.normalization import FilterResponseNorm
+from bayesjax.models.resnet import resnet20
 
-__all__ = ["POOLS", "Conv", "Model", "ModelState", "Variables", "avg_pool_2x2", "cnn", "fortuin_cnn", "from_flax", "from_linen", "from_nnx", "max_pool_2x2", "mlp"]
+__all__ = ["POOLS", "Conv", "FilterResponseNorm", "Model", "ModelState", "Variables", "avg_pool_2x2", "cnn", "fortuin_cnn", "from_flax", "from_linen", "from_nnx", "max_pool_2x2", "mlp", "resnet20"]

@@ -36,9 +36,10 @@ class _CNN(nn.Module):
     hidden: int | None
     activation: Callable[[Array], Array]
     pool: str
+    dropout: float = 0.0
 
     @nn.compact
-    def __call__(self, x: Array) -> Array:
+    def __call__(self, x: Array, train: bool = False) -> Array:
         if x.ndim == 3:
             x = x[..., None]
         for features in self.channels:
@@ -47,7 +48,21 @@ class _CNN(nn.Module):
         x = x.reshape((x.shape[0], -1))
         if self.hidden is not None:
             x = self.activation(nn.Dense(self.hidden)(x))
+        if self.dropout:
+            x = nn.Dropout(self.dropout, deterministic=not train)(x)
         return nn.Dense(self.num_outputs)(x)
+
+
+def _with_dropout(module: nn.Module, dropout: float) -> Model:
+    """The module as a Model; without dropout it has no training mode (training = evaluation)."""
+    model = from_linen(module)
+    return model if dropout else model._replace(train_apply=None)
+
+
+def _check_dropout(dropout: float) -> float:
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be a rate in [0, 1), got {dropout}")
+    return float(dropout)
 
 
 def mlp(
@@ -82,10 +97,8 @@ def mlp(
     """
     hidden = tuple(check_int("hidden width", h) for h in hidden)
     num_outputs = check_int("num_outputs", num_outputs)
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be a rate in [0, 1), got {dropout}")
-    model = from_linen(_MLP(hidden=hidden, num_outputs=num_outputs, activation=activation, dropout=float(dropout)))
-    return model if dropout else model._replace(train_apply=None)  # without dropout, training = evaluation
+    dropout = _check_dropout(dropout)
+    return _with_dropout(_MLP(hidden=hidden, num_outputs=num_outputs, activation=activation, dropout=dropout), dropout)
 
 
 def cnn(
@@ -95,6 +108,7 @@ def cnn(
     hidden: int | None = 64,
     activation: Callable[[Array], Array] = jax.nn.relu,
     pool: str = "avg",
+    dropout: float = 0.0,
 ) -> Model:
     """A small convolutional network for images ``[B, H, W, C]``.
 
@@ -113,7 +127,9 @@ def cnn(
       hidden: width of the dense hidden layer, or None for a linear head on
         the flattened features.
       activation: elementwise nonlinearity.
-      pool: ``"avg"`` or ``"max"`` 2x2 pooling with stride 2 (:data:`POOLS`).
+      pool: ``"avg"`` or ``"max"`` 2x2 pooling with stride 2 (:data:`~bayesjax.models.layers.POOLS`).
+      dropout: the rate of a dropout layer before the output layer (for
+        :func:`bayesjax.mc_dropout`); 0 leaves it out.
 
     Returns:
       The :class:`Model`.
@@ -141,11 +157,12 @@ def cnn(
         hidden=None if hidden is None else check_int("hidden", hidden),
         activation=activation,
         pool=pool,
+        dropout=_check_dropout(dropout),
     )
-    return from_linen(module)
+    return _with_dropout(module, dropout)
 
 
-def fortuin_cnn(num_outputs: int = 10, width: int = 64) -> Model:
+def fortuin_cnn(num_outputs: int = 10, width: int = 64, dropout: float = 0.0) -> Model:
     """The convolutional network of Fortuin et al. 2021's MNIST and Fashion-MNIST experiments.
 
     Two ``3 x 3`` convolutions of ``width`` channels (zero padding 1, i.e.
@@ -162,6 +179,7 @@ def fortuin_cnn(num_outputs: int = 10, width: int = 64) -> Model:
     Args:
       num_outputs: classes.
       width: channels of both convolutions.
+      dropout: the rate of a dropout layer before the head (for :func:`bayesjax.mc_dropout`; not in the paper).
 
     Returns:
       The :class:`Model`, layers ``Conv_0 [3, 3, C, width]``,
@@ -174,4 +192,4 @@ def fortuin_cnn(num_outputs: int = 10, width: int = 64) -> Model:
       (3136, 10)
     """
     width = check_int("width", width)
-    return cnn(num_outputs, channels=(width, width), kernel_size=3, hidden=None, pool="max")
+    return cnn(num_outputs, channels=(width, width), kernel_size=3, hidden=None, pool="max", dropout=dropout)

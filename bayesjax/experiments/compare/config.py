@@ -63,6 +63,9 @@ class CompareConfig:
                 check_int(name, getattr(self, name))
         for name in ("batch_size", "hmc_max_params"):
             check_int(name, getattr(self, name))
+        if check_int("seed", self.seed, minimum=0) >= 2**32:
+            raise ValueError(f"seed must be below 2^32 (a larger one would be cut to 32 bits), got {self.seed}")
+        check_int("split", self.split, minimum=0)
         for width in self.hidden:
             check_int("hidden width", width)
         for name in ("prior_scale", "temperature", "noise_std", "learning_rate"):

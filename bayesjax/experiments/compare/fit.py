@@ -62,18 +62,22 @@ def _mesh(num_chains: int):
 
 
 def _run(problem: Problem, algorithm: Algorithm, key: PRNGKey, budget: Budget, *, num_chains: int = 1,
-         full_batch: bool = False, burnin: int = 0, sampled_fraction: float = 1.0) -> Posterior:
+         full_batch: bool = False, burnin: int = 0, sampled_fraction: float | None = None) -> Posterior:
     """``bayesjax.run``: a single run starts from ``problem.params``, several chains from their own inits.
 
-    Markov chains keep ``samples / chains`` draws each, spread evenly over
-    the steps after ``burnin`` (of which ``sampled_fraction`` are sampling steps).
+    Markov chains (``sampled_fraction`` given) keep ``samples / chains`` draws each, spread evenly over
+    the steps after ``burnin`` (of which ``sampled_fraction`` are sampling steps); other methods take no
+    burn-in or thinning (``bj.run`` refuses them).
     """
-    per_chain = -(-budget.samples // num_chains)
-    thin = max(1, int(sampled_fraction * (budget.steps - burnin)) // per_chain)
+    kept = {}
+    if sampled_fraction is not None:
+        per_chain = -(-budget.samples // num_chains)
+        thin = max(1, int(sampled_fraction * (budget.steps - burnin)) // per_chain)
+        kept = dict(burnin=burnin, thin=thin, num_samples=per_chain)
     start = problem.init if num_chains > 1 else problem.params()
     return run(key, algorithm, start, problem.data, num_steps=budget.steps,
-               batch_size=None if full_batch else problem.batch_size, num_chains=num_chains, burnin=burnin,
-               thin=thin, num_samples=per_chain, progress=False, mesh=_mesh(num_chains))
+               batch_size=None if full_batch else problem.batch_size, num_chains=num_chains, progress=False,
+               mesh=_mesh(num_chains), **kept)
 
 
 def _draws(problem: Problem, algorithm: Algorithm, key: PRNGKey, budget: Budget, **run_kwargs) -> Fitted:
@@ -113,6 +117,7 @@ def fit(problem: Problem, recipe: Recipe, budget: Budget, key: PRNGKey, base: Fi
     """
     if recipe.kind == "laplace":
         return _laplace(problem, recipe, budget, key, base)
+    problem = problem.for_recipe(recipe)
     algorithm = recipe.build(problem.log_joint, settings(problem, budget))
     if recipe.kind == "ensemble":
         algorithm = ensemble.build(algorithm, budget.members, init=problem.init, mesh=_mesh(budget.members))

@@ -86,6 +86,27 @@ class Problem(NamedTuple):
         """SG-MCMC learning rate per example: ``config.step_size``, else :data:`SGMCMC_RATE`."""
         return self.config.step_size or self.rate(SGMCMC_RATE)
 
+    def for_recipe(self, recipe: Recipe) -> Problem:
+        """The problem a recipe runs on: with its dropout, the same weights in a network that drops units."""
+        if not recipe.dropout:
+            return self
+        model = network(self.config, self.num_outputs, recipe.dropout)
+        target = dataclasses.replace(self.log_joint, apply=model.apply, model=model)
+        likelihood = target.likelihood
+        predict_draws = jax.jit(lambda samples, x: predictive(model.apply, samples, x, likelihood))
+        return self._replace(model=model, log_joint=target, predict_draws=predict_draws)
+
+    @property
+    def num_outputs(self) -> int:
+        return self.dataset.num_classes if self.dataset.task == "classification" else 1
+
+
+def network(config: CompareConfig, num_outputs: int, dropout: float = 0.0) -> models.Model:
+    """The comparison's network: ``bj.models.cnn`` or ``mlp(config.hidden)``, with dropout at ``dropout``."""
+    if config.model == "cnn":
+        return models.cnn(num_outputs, dropout=dropout)
+    return models.mlp(config.hidden, num_outputs, dropout=dropout)
+
 
 def unavailable(problem: Problem, recipe: Recipe) -> str | None:
     """Why ``recipe`` cannot run on ``problem`` (a full-batch method on a model above the HMC limit), or None."""
@@ -112,7 +133,7 @@ def setup(config: CompareConfig) -> tuple[Problem, list[str], dict[str, str]]:
     dataset = data.load(config.dataset, split=config.split, root=config.data_root)
     classification = dataset.task == "classification"
     num_outputs = dataset.num_classes if classification else 1
-    model = models.cnn(num_outputs) if config.model == "cnn" else models.mlp(config.hidden, num_outputs)
+    model = network(config, num_outputs)
     likelihood = likelihoods.categorical() if classification else likelihoods.gaussian(config.noise_std)
     target = log_joint(model.apply, priors.gaussian(config.prior_scale), likelihood, num_data=len(dataset.y_train),
                        temperature=config.temperature)

@@ -1,14 +1,11 @@
-"""What a comparison writes: ``results.json``, ``results.csv`` and its figures."""
+"""What a comparison writes: ``results.json``, ``results.csv`` (:mod:`bayesjax.experiments.outputs`) and its figures."""
 from __future__ import annotations
 
-import csv
-import dataclasses
-import json
 import pathlib
 
 import numpy as np
 
-from bayesjax.experiments import plots
+from bayesjax.experiments import outputs, plots
 from bayesjax.experiments.compare.fit import Fitted
 from bayesjax.experiments.compare.problem import Problem
 
@@ -26,6 +23,11 @@ def write_results(problem: Problem, rows: list[dict], skipped: dict, predictives
                   out: pathlib.Path) -> None:
     """Writes the rows, the settings and the figures into ``out`` (created here).
 
+    ``results.json`` holds the provenance and configuration of
+    :func:`bayesjax.experiments.outputs.write_results`, each method's
+    budget, the methods skipped or failed (with the reason), the reference
+    and the rows; ``results.csv`` the rows.
+
     Args:
       problem: the comparison's problem (its configuration and data).
       rows: one row per method (see :func:`~bayesjax.experiments.compare.driver.run_compare`).
@@ -35,20 +37,10 @@ def write_results(problem: Problem, rows: list[dict], skipped: dict, predictives
       out: results folder.
     """
     config, dataset = problem.config, problem.dataset
-    out.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "config": dataclasses.asdict(config),
-        "budgets": {n: config.budget(n)._asdict() for n in predictives},
-        "skipped": skipped,
-        "reference": REFERENCE if REFERENCE in predictives else None,
-        "timing": "train_seconds and predict_seconds exclude JAX compilation, reported as compile_seconds",
-        "results": rows,
-    }
-    (out / "results.json").write_text(json.dumps(payload, indent=2))
-    with open(out / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    outputs.write_results(
+        out, config, rows, budgets={n: config.budget(n)._asdict() for n in predictives}, skipped=skipped,
+        reference=REFERENCE if REFERENCE in predictives else None,
+        timing="train_seconds and predict_seconds exclude JAX compilation, reported as compile_seconds")
     if dataset.task == "classification":
         plots.reliability_grid(predictives, dataset.y_test, out / "reliability.png")
         for name, pred in predictives.items():

@@ -9,11 +9,13 @@ the whole run (training, post-hoc fit, sampling, predictive, metrics) inside
 one ``jit``, its cell axis sharded over the devices present.
 
 The grid is cut into fixed chunks; each chunk's cells are written atomically
-(with a checksum) as soon as the chunk finishes, under a name that carries a
-hash of the configuration. Rerunning the same command skips finished cells;
-a corrupted or partial file is recomputed; a changed configuration never reuses
-old cells. A chunk always holds the same cells, so a resumed sweep ends with
-the numbers of an uninterrupted one.
+(strict JSON with a checksum) as soon as the chunk finishes, under a name that
+carries a hash of the configuration. Rerunning the same command skips finished
+cells; a corrupted or partial file is recomputed; a changed configuration never
+reuses old cells. Each cell records its chunk size and a resumed sweep keeps it
+(another one is refused), so a chunk always holds the same cells and a resumed
+sweep ends with the numbers of an uninterrupted one. :func:`write_results`
+writes ``results.json`` and ``results.csv`` (:mod:`bayesjax.experiments.outputs`).
 
 Each SG-MCMC cell also reports whether its nominal temperature was really
 sampled (Wenzel et al. 2020, Sec. 4): the ratio of minibatch-gradient noise to

@@ -78,7 +78,7 @@ def cell(setup: Setup, temperature, seed, x, y, x_test, y_test, x_ood, bar_id) -
     recipe = METHODS[c.method]
     chains = recipe.kind == "chains"
     lik = LIKELIHOODS[c.likelihood]()
-    lj = log_joint(setup.model.apply, prior_of(c), lik, setup.num_data,
+    lj = log_joint(setup.model, prior_of(c), lik, setup.num_data,
                    temperature=temperature, tempering=c.tempering)
     algorithm = recipe.build(lj, settings(lj, c))
     run_key, sample_key, check_key = jax.random.split(jax.random.key(seed), 3)

@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 
 import numpy as np
 
 from bayesjax import likelihoods, priors
 from bayesjax.checks import check_int, check_positive
-from bayesjax.experiments import recipes
+from bayesjax.experiments import outputs, recipes
 from bayesjax.experiments.ood import OOD_SHIFTS
 from bayesjax.logjoint import TEMPERINGS
 
@@ -71,6 +69,12 @@ class SweepConfig:
             raise ValueError("the grid is empty: give at least one temperature and one seed")
         for t in self.temperatures:
             check_positive("temperature", t)
+        for seed in self.seeds:
+            if check_int("seed", seed, minimum=0) >= 2**32:
+                raise ValueError(f"a seed must be below 2^32 (the sweep keys cells by uint32 seeds), got {seed}")
+        for name in ("temperatures", "seeds"):
+            if len(set(getattr(self, name))) != len(getattr(self, name)):
+                raise ValueError(f"{name} repeat a value: {getattr(self, name)}")
         if self.method not in METHODS:
             raise ValueError(f"unknown sweep method {self.method!r}; choose from {sorted(METHODS)}")
         if self.likelihood not in LIKELIHOODS:
@@ -101,6 +105,7 @@ class SweepConfig:
             if not self.method.startswith("cyclical"):
                 raise ValueError(f"epochs_per_cycle applies to the cyclical methods, not {self.method!r}")
         check_int("burnin", self.burnin, minimum=0)
+        check_int("split", self.split, minimum=0)
         if (METHODS[self.method].kind == "chains" and self.epochs_per_cycle is None
                 and self.burnin + self.thin > self.num_steps):
             raise ValueError(f"no position would be kept: the first is at step burnin + thin = "
@@ -132,5 +137,5 @@ class SweepConfig:
 
     def fingerprint(self) -> str:
         """Hash of every field but the grid: cells of equal fingerprint are interchangeable."""
-        fields = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("temperatures", "seeds")}
-        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+        fields = dataclasses.asdict(self)
+        return outputs.config_hash({k: v for k, v in fields.items() if k not in ("temperatures", "seeds")})

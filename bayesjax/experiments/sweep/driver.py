@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import os
 import pathlib
@@ -13,12 +12,13 @@ import jax
 import jax.numpy as jnp
 
 from bayesjax import augment, data, memory, models, sharding
+from bayesjax.checks import check_int
 from bayesjax.driver.posterior import DivergenceError
 from bayesjax.driver.progress import bar
 from bayesjax.experiments.ood import ood_inputs
 from bayesjax.experiments.sweep.cells import DIAGNOSTICS, METRICS, Setup, run_chunk
 from bayesjax.experiments.sweep.config import METHODS, SweepConfig
-from bayesjax.experiments.sweep.store import cell_path, checksum, load_cell, write_atomic
+from bayesjax.experiments.sweep.store import cell_path, load_cell, write_cell
 
 
 def chunk_size(num_cells: int, num_devices: int) -> int:
@@ -33,10 +33,12 @@ def setup_of(config: SweepConfig) -> Setup:
     """The static part of a sweep, cached per configuration (grid excluded) so reruns hit the same compile."""
     dataset = data.load(config.dataset, split=config.split, root=config.data_root)
     small = dataset.x_train.shape[1] <= 8  # 8x8 digits; 28x28 and larger images get the research protocol's
+    dropout = METHODS[config.method].dropout
     if config.model == "cnn":
-        model = models.cnn(dataset.num_classes) if small else models.fortuin_cnn(dataset.num_classes)
+        model = models.cnn(dataset.num_classes, dropout=dropout) if small else \
+            models.fortuin_cnn(dataset.num_classes, dropout=dropout)
     else:
-        model = models.mlp(list(config.hidden), dataset.num_classes)
+        model = models.mlp(list(config.hidden), dataset.num_classes, dropout=dropout)
     augmentation = None
     if config.augment:  # digits are not mirror-symmetric: shifts only
         augmentation = augment.random_shift(1) if small else augment.standard_image(2)
@@ -51,11 +53,17 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, progress: bool = True
       config: the sweep (validated here).
       out: results folder; finished cells go to ``out/cells``.
       progress: one progress bar over the whole grid.
-      cells_per_chunk: cells per compiled call (default :func:`chunk_size`);
-        it fixes which cells share a call, so keep it when resuming.
+      cells_per_chunk: cells per compiled call. It fixes which cells share a
+        call, so a resumed sweep keeps the one its finished cells record:
+        ``None`` takes it (:func:`chunk_size` when no cell is finished), and
+        another value is refused (see :func:`resolve_chunk`).
 
     Returns:
       Records ``{"temperature", "seed", metrics..., diagnostics...}`` in grid order.
+
+    Raises:
+      ValueError: a bad configuration or data set, or a ``cells_per_chunk``
+        other than that of the finished cells in ``out``.
 
     Example:
       >>> from bayesjax.experiments import sweep
@@ -71,10 +79,11 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, progress: bool = True
     out = pathlib.Path(out)
     cells = config.cells()
     devices = jax.devices()
-    per_chunk = cells_per_chunk or chunk_size(len(cells), len(devices))
+    finished = {cell: load_cell(cell_path(out, config, *cell), config) for cell in cells}
+    per_chunk = resolve_chunk(cells_per_chunk, {r["cells_per_chunk"] for r in finished.values() if r is not None},
+                              chunk_size(len(cells), len(devices)), out)
     chunks = [cells[i:i + per_chunk] for i in range(0, len(cells), per_chunk)]
-    pending = [chunk for chunk in chunks
-               if any(load_cell(cell_path(out, config, t, s), config) is None for t, s in chunk)]
+    pending = [chunk for chunk in chunks if any(finished[cell] is None for cell in chunk)]
 
     if pending:
         setup = setup_of(dataclasses.replace(config, temperatures=(), seeds=()))
@@ -91,18 +100,40 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, progress: bool = True
                 seeds = place(jnp.asarray([s for _, s in padded], jnp.uint32))
                 values = jax.device_get(run_chunk(setup, temperatures, seeds, dataset.x_train, dataset.y_train,
                                                   dataset.x_test, dataset.y_test, x_ood, progress_bar.id))
-                finished = []
+                written = []
                 for i, (t, s) in enumerate(chunk):
-                    record = {"fingerprint": config.fingerprint(), "temperature": t, "seed": s}
+                    record = {"fingerprint": config.fingerprint(), "cells_per_chunk": per_chunk, "temperature": t,
+                              "seed": s}
                     record.update({name: float(values[name][i]) for name in METRICS + DIAGNOSTICS})
-                    record["checksum"] = checksum(record)
-                    write_atomic(cell_path(out, config, t, s), json.dumps(record, indent=1))
-                    finished.append(record)
-                _stop_if_diverged(finished, config, out)
+                    write_cell(cell_path(out, config, t, s), record)
+                    written.append(record)
+                _stop_if_diverged(written, config, out)
 
     records = [load_cell(cell_path(out, config, t, s), config) for t, s in cells]
     _warn(records, config)
-    return [{k: v for k, v in r.items() if k not in ("checksum", "fingerprint")} for r in records]
+    return [{k: v for k, v in r.items() if k not in ("checksum", "fingerprint", "cells_per_chunk")} for r in records]
+
+
+def resolve_chunk(requested: int | None, stored: set[int], default: int, out: pathlib.Path) -> int:
+    """Cells per compiled call: ``requested``, else that of the finished cells (``stored``), else ``default``.
+
+    A chunk's cells are computed together (one vmap, one memory budget), so
+    their last float bits depend on the chunking: a resumed sweep ends with
+    the numbers of an uninterrupted one only in the chunks of the first run.
+    ``None`` takes the stored chunking; another explicit value is refused.
+
+    Raises:
+      ValueError: ``requested`` is not a positive integer, or differs from the
+        stored chunking (or the finished cells disagree among themselves).
+    """
+    if requested is not None:
+        check_int("cells_per_chunk", requested)
+    chosen = requested or (min(stored) if stored else default)
+    if stored - {chosen}:
+        raise ValueError(f"the finished cells of this sweep in {out / 'cells'} were computed {sorted(stored)} per "
+                         f"compiled call, not {chosen}: resume with --chunk {min(stored)} (cells_per_chunk={min(stored)}) "
+                         f"or without it, which takes it, or start afresh in another --out")
+    return chosen
 
 
 def _stop_if_diverged(records: list[dict], config: SweepConfig, out: pathlib.Path) -> None:
@@ -127,10 +158,10 @@ def _stop_if_diverged(records: list[dict], config: SweepConfig, out: pathlib.Pat
 
 
 def _warn(records: list[dict], config: SweepConfig) -> None:
-    """Warns where an SG-MCMC chain did not sample its nominal temperature, and about diverged fits."""
+    """Warns where the SG-MCMC chains of a cell did not sample its nominal temperature, and about diverged cells."""
     if METHODS[config.method].kind == "chains":
-        unmet = [r for r in records if r["grad_noise_ratio"] > 0.25
-                 or not 0.5 < r["configurational_temperature"] / r["temperature"] < 2]
+        unmet = [r for r in records if r["diverged_chains"] == 0 and (
+            r["grad_noise_ratio"] > 0.25 or not 0.5 < r["configurational_temperature"] / r["temperature"] < 2)]
         if unmet:
             cells = ", ".join(f"T={r['temperature']:.3g} (seed {r['seed']}: noise ratio "
                               f"{r['grad_noise_ratio']:.2g}, T_conf {r['configurational_temperature']:.3g})"

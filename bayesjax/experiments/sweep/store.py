@@ -1,19 +1,18 @@
-"""Kill-safe cell files: atomic writes with a checksum, named by the configuration's fingerprint."""
+"""Kill-safe cell files: strict JSON written atomically with a checksum, named by the configuration's fingerprint."""
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
+import math
 import os
 import pathlib
 
+from bayesjax.experiments import outputs
 from bayesjax.experiments.sweep.config import SweepConfig
 
 
 def checksum(record: dict) -> str:
-    """SHA-256 of a record without its ``checksum`` field."""
-    body = {k: v for k, v in record.items() if k != "checksum"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    """SHA-256 of a record without its ``checksum`` field (NaN counted as the ``null`` it is written as)."""
+    return outputs.digest({k: v for k, v in record.items() if k != "checksum"})
 
 
 def cell_path(out: pathlib.Path, config: SweepConfig, temperature: float, seed: int) -> pathlib.Path:
@@ -21,35 +20,31 @@ def cell_path(out: pathlib.Path, config: SweepConfig, temperature: float, seed: 
     return out / "cells" / f"{config.fingerprint()}_T{temperature:.6g}_seed{seed}.json"
 
 
-def write_atomic(path: pathlib.Path, text: str) -> None:
-    """Writes ``text`` to a temporary file, syncs it and renames it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def write_cell(path: pathlib.Path, record: dict) -> None:
+    """Writes a finished cell's record (with its checksum) as strict JSON, atomically."""
+    outputs.write_json(path, {**record, "checksum": checksum(record)})
 
 
 def load_cell(path: pathlib.Path, config: SweepConfig) -> dict | None:
-    """A finished cell's record, or None when missing, corrupted or from another configuration."""
+    """A finished cell's record (``null`` read back as NaN), or None when missing, corrupted, from another
+    configuration, or written before cells recorded their ``cells_per_chunk``."""
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
     if not isinstance(record, dict) or record.get("checksum") != checksum(record):
         return None
-    if record.get("fingerprint") != config.fingerprint():
+    if record.get("fingerprint") != config.fingerprint() or "cells_per_chunk" not in record:
         return None
-    return record
+    return {k: math.nan if v is None else v for k, v in record.items()}
 
 
-def write_results(records: list[dict], config: SweepConfig, out: str | os.PathLike) -> None:
-    """``results.json`` (config + cells) and ``results.csv`` in ``out``."""
-    out = pathlib.Path(out)
-    payload = {"config": dataclasses.asdict(config), "cells": records}
-    write_atomic(out / "results.json", json.dumps(payload, indent=1))
-    columns = list(records[0])
-    lines = [",".join(columns)] + [",".join(repr(r[c]) for c in columns) for r in records]
-    write_atomic(out / "results.csv", "\n".join(lines) + "\n")
+def write_results(rows: list[dict], configs: dict[str, SweepConfig], out: str | os.PathLike) -> None:
+    """``results.json`` and ``results.csv`` in ``out`` (:func:`bayesjax.experiments.outputs.write_results`).
+
+    Args:
+      rows: cell records, each with a ``setting`` naming its configuration in ``configs``.
+      configs: setting name (e.g. ``"augmentation off"``) -> its sweep configuration.
+      out: results folder.
+    """
+    outputs.write_results(out, configs, rows)

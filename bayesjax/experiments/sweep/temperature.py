@@ -19,7 +19,6 @@ from optax.tree_utils import tree_vdot
 
 from bayesjax import memory
 from bayesjax.chains import pooled_sample
-from bayesjax.chunking import scan_chunks
 from bayesjax.trees import num_params
 
 CHECKS = ("grad_noise_ratio", "configurational_temperature", "kinetic_temperature")

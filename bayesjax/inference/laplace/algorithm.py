@@ -184,7 +184,21 @@ def build(
     prior_precision=None,
     chunk_size: int | None = None,
 ) -> Algorithm:
-    """Streaming Laplace as an :class:`~bayesjax.base.Algorithm`.
+    """Streaming Laplace as an :class:`~bayesjax.base.Algorithm`: :func:`bayesjax.laplace` one batch at a time.
+
+    Update: started at a MAP (``init(key, params_map)``), each step adds the
+    batch's likelihood curvature at that fixed mean, K <- K + sum_B GGN_i
+    (or empirical Fisher); one pass of ``bj.run`` over the data sums what
+    :func:`bayesjax.laplace` sums at once. ``sample`` forms the tempered
+    precision ``P = (K_N + Delta) / T`` (posterior tempering; ``K_N / T +
+    Delta`` under likelihood tempering), with ``K_N = (N / m) K`` over the m
+    examples seen, and draws from ``N(mean, P^{-1})``. There is no step size.
+
+    State and info: :class:`LaplaceState` (``mean``, ``curvature``,
+    ``num_seen``, ``log_likelihood``) and :class:`LaplaceInfo`
+    (``log_likelihood``, ``num_seen``). :func:`from_state` turns a final state
+    into a :class:`~bayesjax.inference.laplace.approximation.LaplacePosterior`
+    (GLM predictive, evidence, prior tuning).
 
     Args:
       log_joint: the tempered target.

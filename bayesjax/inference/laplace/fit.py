@@ -7,6 +7,9 @@ compile rather than one per stage and per shape.
 """
 from __future__ import annotations
 
+import functools
+import warnings
+
 import jax
 import jax.numpy as jnp
 
@@ -88,6 +91,23 @@ def laplace(
     (default: sized to ~64 MB of intermediates), so memory does not grow with
     the data.
 
+    Temperature enters P as above: a colder T narrows q by sqrt(T) (posterior
+    tempering). ``params_map`` should be the mode of that same tempered
+    log-joint (train it with :func:`bayesjax.map`). There is no step size: the
+    fit is one pass over ``data``. The choices that matter are ``hessian``
+    (``"kfac"``, the default, keeps the correlations within each layer in
+    two Kronecker factors per layer; ``"diag"`` is cheapest; ``"full"`` is
+    exact for small models), ``subset`` (``"last_layer"`` is cheap and often
+    competitive, Daxberger et al. 2021) and the prior precision, which a
+    fixed N(0, 1) prior usually gets wrong: tune it after the fit with
+    :meth:`~bayesjax.inference.laplace.approximation.LaplacePosterior.optimize_prior_precision`
+    (by the marginal likelihood, per layer, or on validation data).
+
+    Predict with the linearized (GLM) predictive,
+    ``post.predictive_glm(x, link="probit")`` (Immer et al. 2021), or by
+    sampling weights, ``bj.predictive(apply, post.sample(key, S), x, lik)``;
+    ``post.log_marginal_likelihood()`` is the Laplace evidence.
+
     Args:
       log_joint: the tempered target from ``bj.log_joint`` (its ``apply``,
         ``likelihood``, Gaussian ``prior``, ``num_data``, ``temperature`` and
@@ -123,6 +143,14 @@ def laplace(
       >>> post = post.optimize_prior_precision()
       >>> pred = post.predictive_glm(ds.x_test, link="probit")
       >>> pred_mc = bj.predictive(model.apply, post.sample(key, 100), ds.x_test, lj.likelihood)
+
+    References:
+      D. J. C. MacKay, "A practical Bayesian framework for backpropagation
+      networks", 1992. H. Ritter, A. Botev and D. Barber, "A scalable Laplace
+      approximation for neural networks", ICLR 2018. A. Immer, M. Korzepa and
+      M. Bauer, "Improving predictions of Bayesian neural nets via local
+      linearization", AISTATS 2021. E. Daxberger et al., "Laplace Redux:
+      effortless Bayesian deep learning", NeurIPS 2021.
     """
     if not isinstance(log_joint, LogJoint):
         raise TypeError(f"laplace needs a LogJoint from bj.log_joint, got {type(log_joint).__name__}")
@@ -158,5 +186,43 @@ def laplace(
     )
     if prior_precision is None:  # concrete: checked and reduced to a scalar per leaf on the host
         prior_precision = normalize_prior_precision(delta, sub, log_joint, hessian)
-    return algorithm.assemble(state, prior_precision, scalars, factor, log_joint_key, hessian, curvature, names,
-                              chunk_size)
+    posterior = algorithm.assemble(state, prior_precision, scalars, factor, log_joint_key, hessian, curvature, names,
+                                   chunk_size)
+    warn_far_from_mode(posterior, log_joint_key, params_map, names, (x, y))
+    return posterior
+
+
+MODE_TOLERANCE = 1.0
+""":func:`warn_far_from_mode` warns above this mean squared gradient in posterior standard deviations."""
+
+
+@functools.partial(jax.jit, static_argnames="log_joint_key")
+def _potential_grad(params, data, *, log_joint_key: LogJointKey):
+    return log_joint_key.log_joint.full_potential_grad(params, data)
+
+
+def warn_far_from_mode(posterior: LaplacePosterior, log_joint_key: LogJointKey, params_map: Params, names,
+                       data: Batch) -> None:
+    """Warns when ``params_map`` is far from a mode of the tempered log-joint (a scale-free test).
+
+    With ``g`` the gradient of the tempered log-joint over the Bayesian
+    weights and ``sigma`` the Laplace posterior's marginal standard
+    deviations, the statistic ``r = 1/D sum_i (g_i sigma_i)^2`` is 0 at a mode,
+    does not change when a weight is rescaled, and for a diagonal Gaussian
+    log-joint is the mean squared distance of its mode from ``params_map`` in
+    posterior standard deviations. Above :data:`MODE_TOLERANCE` the Gaussian
+    is centred off the posterior's bulk: train the MAP further. Checked when
+    ``data`` holds all ``num_data`` examples (one more pass over it).
+    """
+    log_joint = log_joint_key.log_joint
+    if jax.tree.leaves(data)[0].shape[0] != log_joint.num_data:
+        return
+    grad = subsets.select(_potential_grad(params_map, data, log_joint_key=log_joint_key), names)
+    variance = posterior.marginal_variance()
+    terms = jax.tree.map(lambda g, v: jnp.sum(jnp.square(g / log_joint.temperature) * v), grad, variance)
+    ratio = float(sum(jax.tree.leaves(terms))) / num_params(variance)
+    if not ratio <= MODE_TOLERANCE:
+        warnings.warn(f"bj.laplace: params_map is not at a mode of the tempered log-joint: its gradient is "
+                      f"{ratio ** 0.5:.3g} posterior standard deviations per weight (root mean square; 0 at a "
+                      f"mode, tolerance {MODE_TOLERANCE ** 0.5:.3g}); train it further (bj.map) before the Laplace "
+                      f"fit", stacklevel=3)

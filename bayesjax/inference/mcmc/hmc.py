@@ -378,13 +378,35 @@ def build_hmc(
 ) -> Algorithm:
     """Full-batch Hamiltonian Monte Carlo (Neal 2011) as an :class:`Algorithm`.
 
-    Each step draws ``p ~ N(0, M)``, runs ``num_integration_steps`` leapfrog
-    steps on ``H(theta, p) = -log_joint(theta, D) + p^T M^{-1} p / 2`` and
-    accepts the end point with probability ``min(1, exp(-Delta H))``; the
-    chain's stationary law is the tempered posterior of ``log_joint``. The
-    step size is jittered per transition to break periodic trajectories. See
-    the module docstring for the equations and
-    :mod:`bayesjax.inference.mcmc.adaptation` for window adaptation.
+    Update: each step draws ``p ~ N(0, M)``, runs L = ``num_integration_steps``
+    leapfrog steps of size eps on
+
+        H(theta, p) = -log_joint(theta, D) + p^T M^{-1} p / 2,
+        p <- p + eps/2 grad log_joint;  theta <- theta + eps M^{-1} p;  p <- p + eps/2 grad log_joint,
+
+    and accepts the end point with probability ``min(1, exp(-Delta H))``.
+
+    Target: exactly the tempered posterior p_T ∝ exp(log_joint(theta, D))
+    on the whole data set (no minibatch noise, no discretization bias: the
+    Metropolis step corrects it). T enters through the log-joint:
+    ``[log p(D | theta) + log p(theta)] / T`` under posterior tempering, so a
+    colder T sharpens the target by sqrt(T) in every direction.
+
+    Step size: the leapfrog step eps on the N-scaled, tempered log-joint
+    itself (blackjax's meaning), *not* a per-example rate: the posterior's
+    width shrinks like sqrt(T / N), and so must eps. Default 1e-3; the robust
+    choice is ``num_adaptation_steps`` > 0 (Stan's window adaptation of eps
+    and a diagonal mass matrix to ``target_acceptance_rate``, inside the
+    scan; see :mod:`bayesjax.inference.mcmc.adaptation`), with ``burnin`` at
+    least as long. By hand: aim for ``post.info.acceptance_rate`` of 0.6-0.9
+    and lower eps if ``info.is_divergent`` fires. The step size is jittered
+    per transition (``step_size_jitter``) to break periodic trajectories.
+
+    State and info: :class:`HMCState` (``position``, ``logdensity``,
+    ``logdensity_grad``, ``step_size``, ``inverse_mass_matrix``,
+    ``adaptation``, ``step``) and :class:`HMCInfo` (``log_density``,
+    ``acceptance_rate``, ``is_accepted``, ``is_divergent``, ``step_size``,
+    ``num_integration_steps``). Each transition costs L full-data gradients.
 
     Args:
       log_joint: the tempered log-joint (its temperature is the target's).

@@ -127,10 +127,27 @@ def build_nuts(
 ) -> Algorithm:
     """Full-batch No-U-Turn Sampler (Hoffman & Gelman 2014) as an :class:`Algorithm`.
 
-    HMC whose trajectory length is chosen per transition: the leapfrog
-    trajectory is doubled in a random direction until its ends make a U-turn
-    (or after ``max_num_doublings`` doublings) and the next state is drawn
-    from it with multinomial weights ``exp(-H)``. See the module docstring.
+    Update: HMC (:func:`bayesjax.hmc`) whose trajectory length is chosen per
+    transition: the leapfrog trajectory on
+    ``H(theta, p) = -log_joint(theta, D) + p^T M^{-1} p / 2`` is doubled in a
+    random direction until its ends make a U-turn (or after
+    ``max_num_doublings`` doublings) and the next state is drawn from it with
+    multinomial weights ``exp(-H)``.
+
+    Target: exactly the tempered posterior p_T ∝ exp(log_joint(theta, D)) on
+    the whole data set; T enters through the log-joint, as for HMC.
+
+    Step size: the leapfrog step on the N-scaled, tempered log-joint
+    (blackjax's meaning, not a per-example rate), default 1e-3. Prefer
+    ``num_adaptation_steps`` > 0 (Stan's window adaptation of the step size
+    and mass matrix, inside the scan) with ``burnin`` at least as long; a
+    step size too large shows as ``info.is_divergent``, one too small as
+    ``info.num_trajectory_expansions`` at ``max_num_doublings``.
+
+    State and info: :class:`~bayesjax.inference.mcmc.hmc.HMCState` (as HMC)
+    and :class:`NUTSInfo` (``log_density``, ``acceptance_rate``,
+    ``is_divergent``, ``is_turning``, ``step_size``,
+    ``num_integration_steps``, ``num_trajectory_expansions``).
 
     Args:
       log_joint: the tempered log-joint (its temperature is the target's).

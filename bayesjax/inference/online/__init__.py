@@ -58,6 +58,29 @@ def online(log_joint: LogJoint, method: str = "ekf", **options) -> Algorithm:
     log-joint's ``num_data`` is unused here, but ``bj.run`` checks it against
     the length of the stream it is given.
 
+    Update, for batch t with the belief ``N(mu_{t-1}, P_{t-1}^{-1})``,
+    ``P = c_prior Delta + K`` (prior precision Delta, data's share K):
+
+        dynamics:   P_{t|t-1} = c_prior Delta + gamma K_{t-1},  then Sigma_{t|t-1} += q I,
+        posterior:  log q_t(theta) = c_lik log p(D_t | theta) + log q_{t|t-1}(theta) + const,
+
+    approximated by the method's Gaussian (EKF's linearization, Laplace at
+    the batch's MAP, or mean-field VI); ``c_lik = w_t / T`` carries the
+    temperature and the likelihood weight, and the initial belief is the
+    prior raised to ``c_prior`` (``1 / T`` or 1). The EKF has no step size;
+    Laplace's default ``"gauss_newton"`` inner optimizer needs none (its
+    steps are chosen by a line search), and an optax ``optimizer`` given to
+    Laplace or VI meets the gradient of the batch's *summed* (not averaged)
+    tempered log-likelihood plus the belief's log density, so prefer a
+    scale-free optimizer (``optax.adam(1e-2)``, VI's default).
+
+    State and info: :class:`EKFState`, :class:`OnlineLaplaceState` or
+    :class:`OnlineVIState` (the belief: ``mean``, its precision or scales,
+    ``count``) and their infos, each with ``log_predictive`` (the batch's
+    one-step-ahead log predictive, recorded before the update) and
+    ``log_likelihood`` (the plug-in value at the predicted mean); Laplace
+    adds ``grad_norm``, VI ``elbo``.
+
     Methods, and the linear-Gaussian streams on which the belief after the
     last batch is the exact batch posterior (whatever the batch split):
 
@@ -78,13 +101,32 @@ def online(log_joint: LogJoint, method: str = "ekf", **options) -> Algorithm:
       log_joint: the tempered target from ``bj.log_joint`` with a Gaussian prior.
       method: one of ``"ekf"``, ``"laplace_diag"``, ``"laplace_kfac"``,
         ``"laplace_full"``, ``"vi"``.
-      **options: the method's keywords. Shared by all: ``forgetting`` (gamma
-        in (0, 1]), ``process_noise`` (q >= 0; not KFAC), ``likelihood_weight``
-        (w > 0 or a schedule ``count -> w``), ``predictive`` (``"glm"`` or
-        ``"mc"``), ``num_predictive_samples``. EKF: ``structure``. Laplace:
-        ``optimizer`` (``"gauss_newton"`` or optax), ``num_inner_steps``. VI:
-        ``optimizer`` (optax), ``num_inner_steps``, ``num_mc_samples``,
-        ``parametrization``.
+      **options: the method's keywords, listed below (each method's
+        ``build`` in :mod:`bayesjax.inference.online.ekf`,
+        :mod:`bayesjax.inference.online.laplace` and
+        :mod:`bayesjax.inference.online.vi` is the function behind).
+
+    Keyword Args:
+      forgetting (float): all methods: gamma in (0, 1], the decay of the
+        data's share of the precision before each batch (1: none). Default 1.
+      process_noise (float): all but ``"laplace_kfac"``: q >= 0, random-walk
+        variance added to the belief before each batch. Default 0.
+      likelihood_weight (float | Callable): all methods: w > 0 or a schedule
+        ``count -> w`` on each batch's log-likelihood. Default 1.
+      predictive (str): all methods: ``"glm"`` or ``"mc"`` for the
+        one-step-ahead log predictive. Default ``"glm"``.
+      num_predictive_samples (int): all methods: draws of the ``"mc"``
+        predictive. Default 16.
+      structure (str): ``"ekf"``: ``"diag"`` or ``"full"`` (small models).
+        Default ``"diag"``.
+      optimizer (str | optax.GradientTransformation): ``"laplace_*"``:
+        ``"gauss_newton"`` (default) or an optax optimizer for each batch's
+        MAP; ``"vi"``: an optax optimizer (default ``optax.adam(1e-2)``).
+      num_inner_steps (int): ``"laplace_*"`` and ``"vi"``: optimizer steps
+        per batch. Default 1 (Laplace), 10 (VI).
+      num_mc_samples (int): ``"vi"``: reparametrized draws per inner step. Default 1.
+      parametrization (str): ``"vi"``: ``"softplus"`` or ``"log"`` for the
+        scales. Default ``"softplus"``.
 
     Returns:
       The :class:`~bayesjax.base.Algorithm`.
@@ -101,6 +143,15 @@ def online(log_joint: LogJoint, method: str = "ekf", **options) -> Algorithm:
       ...               shuffle=False, progress=False)
       >>> prequential_nll = -post.info.log_predictive.sum() / len(x)
       >>> pred = bj.predictive(model.apply, post.sample(key, 100), x_test, lj.likelihood)
+
+    References:
+      G. Duran-Martin, L. Sanchez-Betancourt, A. Shestopaloff and K. Murphy,
+      "A unifying framework for generalised Bayesian online learning in
+      non-stationary environments", 2024. Y. Ollivier, "Online natural
+      gradient as a Kalman filter", 2018. H. Ritter, A. Botev and D. Barber,
+      "Online structured Laplace approximations for overcoming catastrophic
+      forgetting", NeurIPS 2018. C. V. Nguyen, Y. Li, T. D. Bui and R. E.
+      Turner, "Variational continual learning", ICLR 2018.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")

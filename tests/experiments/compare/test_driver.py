@@ -3,10 +3,11 @@ import csv
 import json
 import math
 
+import jax
 import pytest
 
 from bayesjax import cli
-from bayesjax.experiments import compare
+from bayesjax.experiments import compare, outputs
 
 TINY = ["--steps", "12", "--members", "1", "--samples", "4", "--hidden", "8", "--quiet"]
 
@@ -40,12 +41,16 @@ def test_hmc_reference_agrees_with_itself(every_method):
     assert hmc["agreement"] == 1.0 and hmc["total_variation"] == 0.0
 
 
-def test_writes_csv_and_a_reliability_diagram_per_method(every_method):
+def test_writes_strict_json_and_csv_with_their_provenance_and_a_reliability_diagram_per_method(every_method):
     _, out, results = every_method
-    with open(out / "results.csv") as f:
+    json.loads((out / "results.json").read_text(), parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
+    assert results["config_hash"] == outputs.config_hash(results["config"]) and results["config"]["hidden"] == [8]
+    assert results["jax_version"] == jax.__version__ and results["bayesjax_version"]
+    with open(out / "results.csv", newline="") as f:
         table = list(csv.DictReader(f))
     assert [r["method"] for r in table] == [r["method"] for r in results["results"]]
     assert float(table[0]["nll"]) == pytest.approx(results["results"][0]["nll"])
+    assert {(r["config_hash"], r["jax_version"]) for r in table} == {(results["config_hash"], jax.__version__)}
     assert (out / "reliability.png").stat().st_size > 1000
     for name in compare.METHODS:
         assert (out / f"reliability_{name}.png").stat().st_size > 1000

@@ -1,4 +1,5 @@
 """``run_sweep``: one compile, cell-by-cell equality, kill-and-resume."""
+import csv
 import dataclasses
 import json
 import os
@@ -9,12 +10,14 @@ import sys
 import time
 import warnings
 
+import jax
 import numpy as np
 import pytest
 
 import bayesjax as bj
 from bayesjax import cli
 from bayesjax.experiments import sweep
+from bayesjax.experiments.sweep.store import cell_path
 from tests.experiments.sweep.tiny_grid import CLI_ARGS, CONFIG, VALUES, count_step_traces, table
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -54,7 +57,7 @@ def test_records_are_complete_and_sensible(reference):
     assert ratio[(1e-3, 0)] > 1 > 0.1 > ratio[(1.0, 0)]
 
 
-@pytest.mark.parametrize("method", ["meanfield_vi", "laplace_diag"])
+@pytest.mark.parametrize("method", ["meanfield_vi", "laplace_diag", "mc_dropout"])
 def test_vi_and_laplace_compile_once_and_equal_their_cells_run_one_by_one(tmp_path, monkeypatch, method):
     """The grid in 2 chunks, then each cell alone (its chunk padded with itself), then the command: one trace."""
     config = dataclasses.replace(CONFIG, method=method, temperatures=(1e-3, 1.0), num_steps=300, burnin=150)
@@ -77,7 +80,9 @@ def test_vi_and_laplace_compile_once_and_equal_their_cells_run_one_by_one(tmp_pa
     out = tmp_path / "cli"
     args = [*CLI_ARGS, "--method", method, "--temperatures", "1e-3,1", "--steps", "300", "--burnin", "150"]
     assert cli.main([*args, "--chunk", "2", "--out", str(out)]) == 0
-    np.testing.assert_array_equal(table(json.loads((out / "results.json").read_text())["cells"]), table(grid))
+    cells = json.loads((out / "results.json").read_text())["results"]
+    np.testing.assert_array_equal(table([{k: np.nan if v is None else v for k, v in c.items()} for c in cells]),
+                                  table(grid))
     assert len(traces) == 1
 
 
@@ -98,6 +103,28 @@ def test_resume_skips_finished_cells_and_recomputes_damaged_ones(reference, tmp_
     rewritten = {f for f in files if f.stat().st_mtime_ns != stamps[f]}
     chunk_mates = {files[0], files[3]}
     assert chunk_mates <= rewritten and len(rewritten) <= 4  # only the two damaged cells' chunks ran again
+
+
+def test_a_resumed_sweep_keeps_the_chunking_of_its_finished_cells(reference, tmp_path):
+    """Cells record their chunk size: a rerun without --chunk takes it, another one is refused."""
+    with pytest.warns(UserWarning):
+        first = sweep.run_sweep(CONFIG, tmp_path, progress=False, cells_per_chunk=2)
+    files = sorted((tmp_path / "cells").glob("*.json"))
+    assert {json.loads(f.read_text())["cells_per_chunk"] for f in files} == {2}
+    stamps = {f: f.stat().st_mtime_ns for f in files}
+    with pytest.raises(ValueError, match=r"computed \[2\] per compiled call, not 3: resume with --chunk 2"):
+        sweep.run_sweep(CONFIG, tmp_path, progress=False, cells_per_chunk=3)
+    assert sweep.chunk_size(len(CONFIG.cells()), len(jax.devices())) != 2
+    lost = cell_path(tmp_path, CONFIG, 1e-3, 0)  # an interrupted sweep: the default takes the stored chunking
+    lost.unlink()
+    time.sleep(0.01)
+    with pytest.warns(UserWarning):
+        again = sweep.run_sweep(CONFIG, tmp_path, progress=False)
+    np.testing.assert_array_equal(table(again), table(first))
+    rewritten = {f for f in files if f.stat().st_mtime_ns != stamps[f]}
+    assert rewritten == {lost, cell_path(tmp_path, CONFIG, 0.1, 0)}  # the lost cell's chunk of 2, grid order
+    with pytest.raises(ValueError, match="cells_per_chunk must be an integer >= 1, got 0"):
+        sweep.run_sweep(CONFIG, tmp_path / "new", progress=False, cells_per_chunk=0)
 
 
 def test_a_changed_configuration_never_reuses_cells(tmp_path):
@@ -136,5 +163,26 @@ def test_a_diverging_sweep_stops_after_the_chunk_and_writes_nan(tmp_path):
         sweep.run_sweep(config, tmp_path, progress=False, cells_per_chunk=1)
     written = [json.loads(f.read_text()) for f in (tmp_path / "cells").glob("*.json")]
     assert len(written) == 1  # the second chunk never ran
-    assert all(np.isnan(written[0][name]) for name in sweep.METRICS)
+    assert all(written[0][name] is None for name in sweep.METRICS)  # NaN, in strict JSON
     assert written[0]["diverged_chains"] == 2 and written[0]["diverged_at"] >= 1
+
+
+def test_a_diverged_cell_is_nan_in_the_table_and_in_both_files(tmp_path, capsys):
+    """The command's table and files agree on a diverged cell: NaN metrics (JSON null), never a prediction."""
+    config = dataclasses.replace(CONFIG, temperatures=(1e-3,), seeds=(0,), step_size=1e4)
+    with pytest.raises(bj.DivergenceError):
+        sweep.run_sweep(config, tmp_path, progress=False, cells_per_chunk=1)
+    args = [*CLI_ARGS, "--temperatures", "1e-3", "--seeds", "0", "--step-size", "1e4", "--out", str(tmp_path)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert cli.main(args) == 0  # the finished (diverged) cell is read back, nothing runs
+    messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert len(messages) == 1 and "1 cell(s) had diverged chains or fits" in messages[0]  # not "T not met"
+    header, row = capsys.readouterr().out.splitlines()[:2]
+    shown = dict(zip(header.split(), row.replace("augmentation off", "off").split()))
+    assert all(shown[name] == "nan" for name in sweep.METRICS) and shown["diverged_chains"] == "2"
+    cell = json.loads((tmp_path / "results.json").read_text())["results"][0]
+    assert all(cell[name] is None for name in sweep.METRICS) and cell["diverged_chains"] == 2
+    with open(tmp_path / "results.csv", newline="") as f:
+        line = next(csv.DictReader(f))
+    assert all(line[name] == "nan" for name in sweep.METRICS) and float(line["diverged_chains"]) == 2
