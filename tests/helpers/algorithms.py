@@ -9,6 +9,13 @@ import optax
 import bayesjax as bj
 
 MODEL = bj.models.mlp([8], num_outputs=3)
+DROPOUT_MODEL = bj.models.mlp([8], num_outputs=3, dropout=0.2)
+"""The same weights in a network that drops units in training: a model with a training mode."""
+
+
+def with_dropout(lj: bj.LogJoint) -> bj.LogJoint:
+    """The same target, its network in training mode dropping units (the method carries the model's mode)."""
+    return bj.log_joint(DROPOUT_MODEL, lj.prior, lj.likelihood, lj.num_data, lj.temperature, lj.tempering)
 
 
 def problem():
@@ -49,6 +56,8 @@ BUILDERS = {
     "online_laplace_kfac": lambda lj: bj.online(lj, "laplace_kfac", forgetting=0.95, predictive="mc",
                                                 num_predictive_samples=4),
     "vmap_chains_buffered_sgld": lambda lj: bj.vmap_chains(bj.with_sample_buffer(bj.sgld(lj, 3e-3), 4), 2),
+    "mc_dropout": lambda lj: bj.mc_dropout(with_dropout(lj), optax.adam(1e-3)),
+    "sgld_dropout": lambda lj: bj.sgld(with_dropout(lj), 3e-3),
     "online_vi": lambda lj: bj.online(lj, "vi", optimizer=optax.adam(1e-2), num_inner_steps=3, num_mc_samples=2,
                                       likelihood_weight=lambda t: 1.0 / (1.0 + t)),
 }
