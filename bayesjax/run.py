@@ -267,7 +267,8 @@ def run(
     statistics = None
     if algorithm.recompute_statistics and isinstance(params_like, Variables) and stream is None:
         statistics = training_inputs(log_joint.model, x, batch_size, jax.random.fold_in(key, STATISTICS_STREAM))
-    posterior = Posterior(buffered(algorithm, config), state, info, step0 + num_steps, statistics)
+    posterior = Posterior(buffered(algorithm, config), state, info, step0 + num_steps, statistics, step0,
+                          max(info_every, 1))
     if posterior.divergences:
         warnings.warn(f"{describe(posterior.divergences)} (see Posterior.divergences)", DivergenceWarning, stacklevel=2)
     return posterior

@@ -6,6 +6,7 @@ import warnings
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from bayesjax import compiling, sharding
@@ -30,6 +31,8 @@ class Posterior(NamedTuple):
       statistics: training inputs on which each drawn sample's BatchNorm
         statistics are recomputed (``algorithm.recompute_statistics``: SWA,
         SWAG, VI on a model with state), or None.
+      start_step: the step the run started from (0, or a continued run's ``start_step``).
+      info_every: the steps between kept infos (``bj.run``'s ``info_every``).
     """
 
     algorithm: Algorithm
@@ -37,6 +40,8 @@ class Posterior(NamedTuple):
     info: Info
     steps: int = 0
     statistics: TrainingInputs | None = None
+    start_step: int = 0
+    info_every: int = 1
 
     @property
     def num_chains(self) -> int:
@@ -44,11 +49,27 @@ class Posterior(NamedTuple):
 
     @property
     def divergences(self) -> dict[int, int]:
-        """Chain index -> first step whose position or log density was not finite."""
-        if not isinstance(self.state, BufferedState):
+        """Chain (or ensemble) index -> the first step at which it diverged.
+
+        A Markov chain diverged at the first step whose position or log
+        density was not finite (its sample buffer watches every step). Any
+        other method (MAP, SWAG, VI, an ensemble, whose members share a
+        chain) diverged when its final state is not finite, at the first step
+        whose kept info was not finite (the last step if no info was kept or
+        every info stayed finite).
+        """
+        if isinstance(self.state, BufferedState):
+            steps = sharding.to_host(self.state.diverged_at)
+            return {int(c): int(steps[c]) for c in np.flatnonzero(steps >= 0)}
+        diverged = np.flatnonzero(~_finite_per_chain(self.state))
+        if not diverged.size:
             return {}
-        steps = sharding.to_host(self.state.diverged_at)
-        return {int(c): int(steps[c]) for c in np.flatnonzero(steps >= 0)}
+        rows = None if self.info is None else _finite_per_chain(self.info, axis=1)
+        first = {}
+        for c in diverged:
+            bad = [] if rows is None else np.flatnonzero(~rows[:, c])
+            first[int(c)] = self.start_step + (int(bad[0]) + 1) * self.info_every if len(bad) else self.steps
+        return first
 
     def sample(self, key: PRNGKey, num_samples: int) -> Params:
         """``num_samples`` draws from the pooled chains; leaves gain a leading axis.
@@ -74,6 +95,20 @@ class Posterior(NamedTuple):
         if self.statistics is None:
             return samples
         return self.statistics.recompute(samples, jax.random.fold_in(key, 1))
+
+
+def _finite_per_chain(tree, axis: int = 0) -> np.ndarray:
+    """Whether each index of ``axis`` (the chain axis; axis 1: infos' ``[steps, chains]``) is finite in every
+    floating leaf of ``tree``; ``[chains]`` (or ``[steps, chains]``) on the host."""
+    finite = None
+    for leaf in jax.tree.leaves(tree):
+        if not jnp.issubdtype(leaf.dtype, jnp.inexact):
+            continue
+        per_index = jnp.all(jnp.isfinite(jnp.reshape(leaf, leaf.shape[: axis + 1] + (-1,))), axis=-1)
+        finite = per_index if finite is None else finite & per_index
+    if finite is None:
+        return np.ones(jax.tree.leaves(tree)[0].shape[: axis + 1], bool)
+    return sharding.to_host(finite)
 
 
 class DivergenceError(RuntimeError):

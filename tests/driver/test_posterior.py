@@ -2,6 +2,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import bayesjax as bj
@@ -31,3 +32,21 @@ def test_pooled_samples_spread_over_chains(data):
                   num_samples=1, progress=False)
     draws = np.sort(np.asarray(post.sample(jax.random.key(6), 4)["w"]))
     np.testing.assert_array_equal(draws, np.sort(np.asarray(post.state.buffer["w"][:, 0])))
+
+
+def test_a_diverged_map_is_reported_with_its_step_and_left_out():
+    """Not only Markov chains: a MAP run whose state turns NaN is flagged, warned about and not sampled."""
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int32)
+    model = bj.models.mlp([8], num_outputs=2)
+    lj = bj.log_joint(model.apply, bj.priors.gaussian(1.0), bj.likelihoods.categorical(), num_data=32)
+    params = model.init(jax.random.key(0), x[:1])
+    with pytest.warns(bj.DivergenceWarning, match="chain 0 diverged at step"):
+        post = bj.run(jax.random.key(1), bj.map(lj, optax.sgd(1e6)), params, (x, y), num_steps=20, progress=False)
+    (step,) = post.divergences.values()
+    log_joint = np.asarray(post.info.log_joint[:, 0])
+    assert 1 <= step <= 20 and np.all(np.isfinite(log_joint[: step - 1])) and not np.isfinite(log_joint[step - 1])
+    with pytest.raises(bj.DivergenceError, match="every chain diverged"):
+        post.sample(jax.random.key(2), 2)
+    healthy = bj.run(jax.random.key(1), bj.map(lj, optax.sgd(0.1)), params, (x, y), num_steps=20, progress=False)
+    assert healthy.divergences == {}
