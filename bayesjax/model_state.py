@@ -33,7 +33,8 @@ import jax
 import jax.numpy as jnp
 
 from bayesjax.base import Algorithm
-from bayesjax.models.model import ModelState, Variables
+from bayesjax.models.model import Model, ModelState, Variables
+from bayesjax.trees import repeat_params
 from bayesjax.types import Batch, Info, Params, PRNGKey, State
 
 
@@ -126,8 +127,7 @@ def with_model_state(algorithm: Algorithm) -> Algorithm:
         samples = algorithm.sample(key, state.inner, num_samples)
         if state.model_state is None:
             return samples
-        stacked = jax.tree.map(lambda leaf: jnp.broadcast_to(leaf, (num_samples,) + jnp.shape(leaf)),
-                               state.model_state)
+        stacked = repeat_params(state.model_state, num_samples)
         if isinstance(samples, Variables):  # MC dropout's samples carry their masks' keys
             return samples._replace(state=stacked)
         return Variables(samples, stacked)
@@ -145,7 +145,7 @@ class TrainingInputs(NamedTuple):
       batch_size: the training batch size.
     """
 
-    model: object
+    model: Model
     inputs: jax.Array
     batch_size: int
 
@@ -166,7 +166,7 @@ def training_inputs(model, x: jax.Array, batch_size: int, key: PRNGKey) -> Train
     return TrainingInputs(model, x[chosen], batch_size)
 
 
-def recompute_statistics(model, samples: Variables, x, key: PRNGKey, batch_size: int = 256) -> Variables:
+def recompute_statistics(model: Model, samples: Variables, x, key: PRNGKey, batch_size: int = 256) -> Variables:
     """Each sample's BatchNorm statistics recomputed on training inputs (Maddox et al. 2019's ``bn_update``).
 
     A SWAG or variational draw has weights no step visited, so the running

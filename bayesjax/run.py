@@ -34,7 +34,7 @@ from bayesjax.models.model import Variables
 from bayesjax.types import Array, Batch, Params, PRNGKey, State
 
 STATISTICS_STREAM = 2**32 - 1
-"""``fold_in(key, STATISTICS_STREAM)`` picks the inputs kept to recompute BatchNorm statistics (no chain has this index)."""
+"""``fold_in(key, STATISTICS_STREAM)`` picks the inputs kept to recompute BatchNorm statistics (no chain's index)."""
 DEFAULT_BUFFER_BYTES = 2**30
 """The default sample buffer (every retained position) is capped at this many bytes, with a warning."""
 
@@ -105,7 +105,8 @@ def run(
       thin: keep every ``thin``-th position after burn-in.
       num_samples: sample buffer capacity per chain (default: every retained
         position, capped at :data:`DEFAULT_BUFFER_BYTES` over all chains; the
-        buffer keeps the latest).
+        buffer keeps the latest). Like ``burnin`` and ``thin``, for Markov
+        chains only.
       progress: show a progress bar (fed from inside the jit).
       mesh: a :func:`bayesjax.sharding.mesh`; chains are split over its
         ``"chains"`` axis (``num_chains`` must divide evenly) and, for
@@ -219,11 +220,12 @@ def run(
         check_targets(log_joint.likelihood, first[1], outputs.shape[-1])
 
     chain = is_markov_chain(algorithm, jax.eval_shape(algorithm.init, key, params_like))
-    if not chain and (burnin or thin != 1):
+    if not chain and (burnin or thin != 1 or num_samples is not None):
         raise ValueError(
-            f"burnin={burnin} and thin={thin} apply to Markov chains (a state with a `position`, or an algorithm "
-            f"declared markov_chain=True); this algorithm's state is not one: its samples are drawn from its own "
-            f"distribution. Pass burnin=0 and thin=1"
+            f"burnin={burnin}, thin={thin} and num_samples={num_samples} apply to Markov chains, whose sample buffer "
+            f"they size (a state with a `position`, or an algorithm declared markov_chain=True); this algorithm's "
+            f"state is not one: its samples are drawn from its own distribution (Posterior.sample(key, n)). Leave "
+            f"them at their defaults"
         )
     buffer = sample_buffer(params_like, num_chains, step0 + num_steps, burnin, thin, num_samples, init_state) \
         if chain else None

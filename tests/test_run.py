@@ -59,12 +59,12 @@ def test_info_every_out_of_range_is_refused(data, info_every):
                info_every=info_every)
 
 
-def test_burnin_or_thin_for_a_state_that_is_not_a_chain_is_an_error(data):
+def test_burnin_thin_or_num_samples_for_a_state_that_is_not_a_chain_is_an_error(data):
     # A MAP state (no position, not declared a chain) has no visited positions to burn in or thin.
     x, y = data
     lj = bj.log_joint(lambda p, x: x @ p["w"][:, None], bj.priors.gaussian(1.0), bj.likelihoods.gaussian(1.0),
                       num_data=len(y))
-    for kwargs in ({"burnin": 2}, {"thin": 2}):
+    for kwargs in ({"burnin": 2}, {"thin": 2}, {"num_samples": 3}):  # num_samples was once silently ignored
         with pytest.raises(ValueError, match="apply to Markov chains"):
             bj.run(jax.random.key(0), bj.map(lj, optax.sgd(0.1)), {"w": jnp.zeros(2)}, data, num_steps=6,
                    progress=False, **kwargs)

@@ -38,7 +38,8 @@ def from_nnx(module: nnx.Module | Callable[[nnx.Rngs], nnx.Module]) -> Model:
     """Wraps a ``flax.nnx`` module as a :class:`Model`.
 
     Training mode is the module's ``train()`` (BatchNorm on the batch's
-    statistics, dropout on), evaluation mode its ``eval()``; MC dropout
+    statistics, dropout on), evaluation mode its ``eval()`` (a module with
+    neither BatchNorm nor random streams has no training mode); MC dropout
     (:class:`Variables` with a ``dropout_key``) switches dropout on and keeps
     BatchNorm on its running statistics. Dropout draws from the step's key
     (every random stream of the module is reseeded from it), never from the
@@ -77,6 +78,7 @@ def from_nnx(module: nnx.Module | Callable[[nnx.Rngs], nnx.Module]) -> Model:
     has_state = bool(jax.tree.leaves(stats_template))
     # Dropout's random streams are fed from the step's key; other variables are held as they are.
     rest_leaves, rest_def = jax.tree.flatten(rest)
+    random = any(jnp.issubdtype(jnp.result_type(leaf), jax.dtypes.prng_key) for leaf in rest_leaves)
 
     def init(key: PRNGKey, x: Array) -> Params | Variables:
         built = module if factory is None else factory(nnx.Rngs(key))
@@ -124,4 +126,5 @@ def from_nnx(module: nnx.Module | Callable[[nnx.Rngs], nnx.Module]) -> Model:
         outputs = net(x)
         return outputs, (_pure(nnx.state(net, nnx.BatchStat)) if has_state else state)
 
-    return Model(init, apply, train_apply)
+    # Without statistics or random streams, training is evaluation: no training mode to carry.
+    return Model(init, apply, train_apply if has_state or random else None)
