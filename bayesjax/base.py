@@ -54,6 +54,11 @@ class Algorithm(NamedTuple):
         SWAG, VI), so a model's BatchNorm statistics are recomputed for
         each sample on training inputs (:func:`bayesjax.recompute_statistics`;
         ``bj.run`` keeps a subset of the inputs in the posterior for it).
+      member_batches: M for an ensemble whose members each read their own
+        minibatches (their own data order): ``bj.run`` then hands ``step`` a
+        :class:`MemberBatches` whose leaves have a leading axis M. A step
+        given a plain batch shares it between the members. ``None``: one
+        batch per step.
     """
 
     init: Callable[[PRNGKey, Params], State]
@@ -64,6 +69,18 @@ class Algorithm(NamedTuple):
     num_chains: int | None = None
     markov_chain: bool | None = None
     recompute_statistics: bool = False
+    member_batches: int | None = None
+
+
+class MemberBatches(NamedTuple):
+    """One minibatch per ensemble member: ``batch``'s leaves have a leading member axis.
+
+    The driver's wrapper for an algorithm that declares
+    :attr:`Algorithm.member_batches`, so its ``step`` tells such a batch from a
+    shared one without guessing from shapes.
+    """
+
+    batch: Batch
 
 
 def is_markov_chain(algorithm: Algorithm, state: State) -> bool:

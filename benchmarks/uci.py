@@ -6,10 +6,10 @@ RMSE and NLL per point in original units, mean +- sd over splits. Every method u
 hidden layer of 50 ReLU units, 100 for protein, a heteroscedastic Gaussian head: mean and log-scale) and the
 same target, ``bj.log_joint`` with a N(0, 0.2^2) prior on every weight (T = 1). Recipes:
 
-* ensemble: 5 MAP members (``bj.run`` chains: own init, own minibatch order), 40 epochs of Adam, batch 32,
+* ensemble: ``bj.ensemble`` of 5 MAP members in one jit (own init, own minibatch order), 40 epochs of Adam, batch 32,
   learning rate 1e-2 with cosine decay to 1e-4 (the recipe of tests/test_uci.py). Protein only: 3e-3 (at
   1e-2 its heteroscedastic training blows up; see benchmarks/README.md).
-* multiswag: ``bj.multiswag`` with 5 members in one jit (shared minibatches): the same 40 epochs, then 20
+* multiswag: ``bj.multiswag`` with 5 members in one jit (own minibatch orders): the same 40 epochs, then 20
   epochs of Adam at 1e-3 collecting once per epoch (rank 10); 10 draws per member.
 * laplace: KFAC-GGN Laplace around the first ensemble member, 50 draws.
 * sghmc: 5 chains of ``bj.sghmc`` (friction 0.1, step size 1e-3 / N), 40 epochs of burn-in then 40 epochs,
@@ -51,7 +51,7 @@ METHODS = ("ensemble", "multiswag", "laplace", "sghmc")
 class Setup:
     """Everything built once per data set, so each method compiles once and every split reuses it."""
 
-    def __init__(self, name, first):
+    def __init__(self, name, first, own_data_order=True):
         self.num_data = n = len(first.y_train)
         self.steps_per_epoch = n // BATCH
         hidden = 100 if name.startswith("protein") else 50
@@ -63,11 +63,12 @@ class Setup:
         pre = EPOCHS * self.steps_per_epoch
         self.pretrain_steps = pre
         rate = LEARNING_RATE.get(name, 1e-2)
-        self.map = bj.map(self.lj, optax.adam(optax.cosine_decay_schedule(rate, pre, alpha=0.01)))
+        self.ensemble = bj.ensemble(bj.map(self.lj, optax.adam(optax.cosine_decay_schedule(rate, pre, alpha=0.01))),
+                                    MEMBERS, init=self.init, own_data_order=own_data_order)
         swag_schedule = optax.join_schedules([optax.cosine_decay_schedule(rate, pre, alpha=1e-3 / rate),
                                               optax.constant_schedule(1e-3)], [pre])
         self.multiswag = bj.multiswag(self.lj, optax.adam(swag_schedule), MEMBERS, init=self.init, start_step=pre,
-                                   collect_every=self.steps_per_epoch, rank=10)
+                                      collect_every=self.steps_per_epoch, rank=10, own_data_order=own_data_order)
         self.sghmc = bj.sghmc(self.lj, step_size=SGHMC_STEP, friction=0.1)
 
 
@@ -82,8 +83,8 @@ def run_split(setup, ds, split, methods):
     out, members = {}, None
     if "ensemble" in methods or "laplace" in methods:
         start = time.perf_counter()
-        post = bj.run(key, setup.map, setup.init, data, num_steps=setup.pretrain_steps, batch_size=BATCH,
-                      num_chains=MEMBERS, progress=False)
+        post = bj.run(key, setup.ensemble, setup.init(key), data, num_steps=setup.pretrain_steps, batch_size=BATCH,
+                      progress=False)
         members = post.sample(jax.random.key(0), MEMBERS)
         if "ensemble" in methods:
             out["ensemble"] = evaluate(setup, members, ds) | {"seconds": time.perf_counter() - start}
@@ -129,6 +130,8 @@ def main():
     parser.add_argument("--datasets", default=",".join(PUBLISHED), help="comma-separated UCI names")
     parser.add_argument("--splits", type=int, default=None, help="first N splits (default: all)")
     parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--shared-data-order", action="store_true",
+                        help="ensemble members share one minibatch per step (default: each its own order)")
     parser.add_argument("--sghmc-step", type=float, default=SGHMC_STEP, help="SGHMC learning rate per example")
     args = parser.parse_args()
     globals()["SGHMC_STEP"] = args.sghmc_step
@@ -145,7 +148,7 @@ def main():
             continue
         num_splits = len(list(bj.data.uci_folder(name).glob("index_train_*.txt")))
         splits = range(num_splits if args.splits is None else min(args.splits, num_splits))
-        setup = Setup(name, first)
+        setup = Setup(name, first, own_data_order=not args.shared_data_order)
         results = {}
         for split in splits:
             ds = first if split == 0 else bj.data.load(name, split)

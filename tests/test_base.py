@@ -35,8 +35,8 @@ BUILDS = {  # every public builder with hashable hyperparameters
     "meanfield_vi": lambda lj: bj.meanfield_vi(lj, SGD),
     "fullrank_vi": lambda lj: bj.fullrank_vi(lj, SGD),
     "lowrank_vi": lambda lj: bj.lowrank_vi(lj, SGD),
-    "ensemble": lambda lj: bj.ensemble(bj.map(lj, SGD), 2),
-    "multiswag": lambda lj: bj.multiswag(lj, SGD, num_members=2),
+    "ensemble": lambda lj: bj.ensemble(bj.map(lj, SGD), 2, anchored=True),
+    "multiswag": lambda lj: bj.multiswag(lj, SGD, num_members=2, anchored=True),
     "online": lambda lj: bj.online(lj, "laplace_diag"),
 }
 

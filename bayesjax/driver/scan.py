@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from jax.sharding import Mesh
 
 from bayesjax import sharding
-from bayesjax.base import Algorithm
+from bayesjax.base import Algorithm, MemberBatches
 from bayesjax.buffer import with_sample_buffer
 from bayesjax.driver.progress import report
 from bayesjax.types import Array, Info, Params, PRNGKey, State
@@ -93,6 +93,7 @@ def start_chains(algorithm: Algorithm, config: RunConfig, key: PRNGKey, params: 
       start: the step the states are at; the minibatch order of its epoch is drawn.
     """
     c = config
+    members = algorithm.member_batches
     algorithm = buffered(algorithm, c)
     chain_keys = jax.vmap(lambda k: jax.random.fold_in(key, k))(jnp.arange(c.num_chains))
     init_keys, params_keys, loop_keys = jnp.moveaxis(
@@ -105,9 +106,10 @@ def start_chains(algorithm: Algorithm, config: RunConfig, key: PRNGKey, params: 
     states = sharding.constrain_chains(states, c.mesh)
     if c.shuffle and not c.streamed and c.batch_size < num_data:
         perm_keys = key_streams(loop_keys)[0]
-        perms = jax.vmap(lambda k: epoch_permutation(k, start // (num_data // c.batch_size), num_data))(perm_keys)
+        epoch = start // (num_data // c.batch_size)
+        perms = jax.vmap(lambda k: chain_permutations(k, epoch, num_data, members))(perm_keys)
     else:
-        perms = jnp.zeros((c.num_chains, num_data), jnp.int32)
+        perms = jnp.zeros((c.num_chains,) + ((members,) if members else ()) + (num_data,), jnp.int32)
     return Chains(states, sharding.constrain_chains(perms, c.mesh), loop_keys)
 
 
@@ -119,6 +121,15 @@ def key_streams(loop_keys: PRNGKey) -> tuple[PRNGKey, PRNGKey, PRNGKey]:
 def epoch_permutation(perm_key: PRNGKey, epoch: Array | int, num_data: int) -> Array:
     """One chain's minibatch order of an epoch: a permutation of ``num_data`` examples."""
     return jax.random.permutation(jax.random.fold_in(perm_key, epoch), num_data).astype(jnp.int32)
+
+
+def chain_permutations(perm_key: PRNGKey, epoch: Array | int, num_data: int, members: int | None) -> Array:
+    """A chain's minibatch order of an epoch, ``[num_data]``; ``[members, num_data]`` for an ensemble
+    whose members read their own minibatches (member m's key: ``fold_in(perm_key, m)``)."""
+    if members is None:
+        return epoch_permutation(perm_key, epoch, num_data)
+    member_keys = jax.vmap(lambda m: jax.random.fold_in(perm_key, m))(jnp.arange(members))
+    return jax.vmap(lambda k: epoch_permutation(k, epoch, num_data))(member_keys)
 
 
 def advance_chains(algorithm: Algorithm, config: RunConfig, chains: Chains, data, start: Array, stop: Array,
@@ -142,6 +153,7 @@ def advance_chains(algorithm: Algorithm, config: RunConfig, chains: Chains, data
     steps run without it, so XLA leaves its computation out.
     """
     c = config
+    members = algorithm.member_batches
     algorithm = buffered(algorithm, c)
     x, y = (None, None) if c.streamed else data
     num_data = 0 if c.streamed else x.shape[0]
@@ -159,7 +171,7 @@ def advance_chains(algorithm: Algorithm, config: RunConfig, chains: Chains, data
     states, perms, perm_keys, step_keys, augment_keys = carry
 
     def new_permutations(epoch):
-        return per_chain(lambda k: epoch_permutation(k, epoch, num_data))(perm_keys)
+        return per_chain(lambda k: chain_permutations(k, epoch, num_data, members))(perm_keys)
 
     def step(carry, inputs, keep_info: bool):
         (states, perms), (t, streamed) = carry, inputs
@@ -176,10 +188,14 @@ def advance_chains(algorithm: Algorithm, config: RunConfig, chains: Chains, data
             perms = jax.lax.cond(position == 0, lambda: new_permutations(t // steps_per_epoch), lambda: perms)
             index = jax.lax.dynamic_slice_in_dim(perms, position * c.batch_size, c.batch_size, axis=-1)
             batches, batch_axes = (x[index], y[index]), 0
+        own_order = members is not None and batch_axes == 0
         if c.augment is not None:
             keys = per_chain(lambda k: jax.random.fold_in(k, t))(augment_keys)
-            inputs = per_chain(c.augment, (0, batch_axes))(keys, batches[0])
-            batches, batch_axes = (inputs, jnp.broadcast_to(batches[1], inputs.shape[: 1 + batched])), 0
+            augment = per_member(c.augment, members) if own_order else c.augment
+            inputs = per_chain(augment, (0, batch_axes))(keys, batches[0])
+            batches, batch_axes = (inputs, jnp.broadcast_to(batches[1], inputs.shape[: 1 + batched + own_order])), 0
+        if own_order:
+            batches = MemberBatches(batches)
         keys = per_chain(lambda k: jax.random.fold_in(k, t))(step_keys)
         states, info = per_chain(algorithm.step, (0, 0, batch_axes))(keys, states, batches)
         if c.progress_every:
@@ -214,6 +230,11 @@ def advance_chains(algorithm: Algorithm, config: RunConfig, chains: Chains, data
         info = jax.tree.map(lambda a: a[:, None], info)
     states, perms = carry
     return Chains(states, perms, chains.loop_keys), info
+
+
+def per_member(augment: Callable, members: int) -> Callable:
+    """``augment`` of one minibatch -> of M members' minibatches ``[M, B, ...]``; member m's key ``fold_in(key, m)``."""
+    return lambda key, x: jax.vmap(lambda m, x_m: augment(jax.random.fold_in(key, m), x_m))(jnp.arange(members), x)
 
 
 def run_chains(algorithm: Algorithm, config: RunConfig, key: PRNGKey, params: Params | None, x: Array, y: Array,

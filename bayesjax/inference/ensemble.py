@@ -2,8 +2,9 @@
 
 :func:`build` turns an :class:`~bayesjax.base.Algorithm` into one whose state
 stacks M member states on a leading axis: ``init`` and ``step`` are the
-member's, ``jax.vmap``-ed, so M members train as one computation on the same
-minibatch. Member m's randomness is ``fold_in(key, m)`` for every key the
+member's, ``jax.vmap``-ed, so M members train as one computation, each on
+its own minibatches under ``bj.run`` (:class:`~bayesjax.base.MemberBatches`).
+Member m's randomness is ``fold_in(key, m)`` for every key the
 ensemble receives, so a member does not depend on how many run beside it.
 
 * Deep ensembles (Lakshminarayanan et al. 2017, "Simple and scalable
@@ -71,7 +72,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from bayesjax.base import Algorithm, cached_builder
+from bayesjax.base import Algorithm, MemberBatches, cached_builder
 from bayesjax.targeting import targeting
 from bayesjax.checks import check_int, check_positive
 from bayesjax.inference import swag
@@ -218,14 +219,20 @@ def build(
     anchored: bool | Prior = False,
     target_noise: float | None = None,
     mesh: Mesh | None = None,
+    own_data_order: bool = True,
 ) -> Algorithm:
     """An ensemble of ``num_members`` copies of ``algorithm``, vmapped in one jit.
 
-    Objective: each member runs ``algorithm``'s own update on the same
-    minibatch, independently: a deep ensemble (Lakshminarayanan et al. 2017)
-    is ``bj.ensemble(bj.map(lj, optimizer), M, init=...)``, members of MAP
-    from independent initializations; MultiSWAG (:func:`build_multiswag`)
-    has SWAG members. Options re-aim member m at its own log-joint:
+    Objective: each member runs ``algorithm``'s own update on its own
+    minibatches, independently: a deep ensemble (Lakshminarayanan et al.
+    2017: independent initializations and independent shuffles of the data)
+    is ``bj.ensemble(bj.map(lj, optimizer), M, init=...)``, the one way to
+    build it; MultiSWAG (:func:`build_multiswag`) has SWAG members. Under
+    ``bj.run`` member m draws its own minibatch order each epoch
+    (``fold_in`` of the chain's order key by m); full-batch runs, runs
+    without shuffling and streams give every member the same batches, and so
+    does a step called by hand with one batch. Options re-aim member m at its
+    own log-joint:
 
     * ``bootstrap``: example i's log-likelihood weighted by a fixed w_mi with
       E[w] = 1 (Poisson(1), or Exp(1) for the Bayesian bootstrap), so the
@@ -257,10 +264,10 @@ def build(
       algorithm: the member algorithm (``bj.map``, ``bj.swag``, any Algorithm).
       num_members: M >= 1.
       init: ``key -> params``, each member's own initialization, run inside the
-        ensemble's (jitted) init. Without it every member starts at the ``params`` given
-        to ``init`` (or, anchored, at its anchor) and members differ only by
-        their own randomness, bootstrap weights or anchors: pass ``init`` for
-        a deep ensemble.
+        ensemble's (jitted) init. Without it members start at their anchors
+        (``anchored``), or, with ``bootstrap`` or ``target_noise``, all at the
+        ``params`` given to ``init``; with none of these it is required
+        (members from one start differ only by their data order: refused).
       bootstrap: ``False``, ``True`` / ``"poisson"`` (Poisson(1) example
         weights) or ``"bayesian"`` (Exp(1) weights), fixed per member and example.
       anchored: ``True`` regularizes each member toward its own draw from the
@@ -273,6 +280,9 @@ def build(
       mesh: a :class:`jax.sharding.Mesh`; the member axis is split over its
         ``"chains"`` axis (else its first axis), which must divide M. Shard
         either the members (here) or the chains (``bj.run(mesh=...)``), not both.
+      own_data_order: each member reads its own minibatches under ``bj.run``
+        (declared as ``member_batches``); ``False`` shares one minibatch per
+        step between the members (less gathering per step, correlated members).
 
     Returns:
       An :class:`Algorithm` over :class:`EnsembleState`.
@@ -296,6 +306,13 @@ def build(
         raise ValueError(f"bootstrap must be False, True or one of {BOOTSTRAPS}, got {bootstrap!r}")
     if target_noise is not None:
         check_positive("target_noise", target_noise)
+    if init is None and not anchored and not bootstrap and target_noise is None:
+        raise ValueError(
+            "bj.ensemble without init= would start every member at the same params: pass init=key -> params "
+            "(a deep ensemble's independent initializations, e.g. init=lambda k: model.init(k, x[:1])), or "
+            "anchored=True to start each member at its own prior draw; for Markov chains from one start use "
+            "bj.run(..., num_chains=M)"
+        )
     log_joint = algorithm.log_joint
     anchored = anchored if isinstance(anchored, Prior) else bool(anchored)
     rebinds = bool(bootstrap) or anchored is not False or target_noise is not None
@@ -359,27 +376,36 @@ def build(
             y = (y, weights)
         return algorithm.retarget(log_joint).step(key, state, (x, y))
 
-    def step_fn(key: PRNGKey, state: EnsembleState, batch: Batch, *, log_joint: LogJoint | None = None):
+    def step_fn(key: PRNGKey, state: EnsembleState, batch: Batch | MemberBatches, *,
+                log_joint: LogJoint | None = None):
         keys = constrain(jax.vmap(lambda m: jax.random.fold_in(key, m))(indices))
-        ids = example_ids(batch) if uses_data_key else None
-        members, info = jax.vmap(functools.partial(member_step, log_joint=log_joint), (0, 0, 0, 0, None, None))(
+        own = isinstance(batch, MemberBatches)
+        batch, batch_axis = (batch.batch, 0) if own else (batch, None)
+        ids = None
+        if uses_data_key:
+            ids = jax.vmap(example_ids)(batch) if own else example_ids(batch)
+        members, info = jax.vmap(functools.partial(member_step, log_joint=log_joint),
+                                 (0, 0, 0, 0, batch_axis, batch_axis))(
             keys, state.members, state.anchors, state.data_keys, batch, ids
         )
         return constrain(EnsembleState(members, state.anchors, state.data_keys)), info
 
     def sample_fn(key: PRNGKey, state: EnsembleState, num_samples: int) -> Params:
+        # The members are counted from the state: a run's sampling leaves diverged members out.
+        members = jax.tree.leaves(state.members)[0].shape[0]
         order_key, draw_key = jax.random.split(key)
-        per_member = -(-num_samples // num_members)
-        draw_keys = jax.vmap(lambda m: jax.random.fold_in(draw_key, m))(indices)
+        per_member = -(-num_samples // members)
+        draw_keys = jax.vmap(lambda m: jax.random.fold_in(draw_key, m))(jnp.arange(members))
         draws = jax.vmap(algorithm.sample, (0, 0, None))(draw_keys, state.members, per_member)
         draw = jnp.arange(num_samples)
-        member = jax.random.permutation(order_key, num_members)[draw % num_members]
-        return jax.tree.map(lambda d: d[member, draw // num_members], draws)
+        member = jax.random.permutation(order_key, members)[draw % members]
+        return jax.tree.map(lambda d: d[member, draw // members], draws)
 
+    member_batches = num_members if own_data_order else None
     if log_joint is None:
-        return Algorithm(init_fn, step_fn, sample_fn)
+        return Algorithm(init_fn, step_fn, sample_fn, member_batches=member_batches)
     return targeting(log_joint, init_fn, step_fn, sample_fn, model_state=False,
-                     recompute_statistics=algorithm.recompute_statistics)
+                     recompute_statistics=algorithm.recompute_statistics, member_batches=member_batches)
 
 
 @cached_builder
@@ -395,6 +421,7 @@ def build_multiswag(
     bootstrap: bool | str = False,
     anchored: bool | Prior = False,
     mesh: Mesh | None = None,
+    own_data_order: bool = True,
 ) -> Algorithm:
     """MultiSWAG (Wilson & Izmailov 2020): an ensemble of :func:`bayesjax.swag` members.
 
@@ -419,6 +446,7 @@ def build_multiswag(
       bootstrap: per-member example weights (see :func:`build`).
       anchored: anchor each member to a prior draw (see :func:`build`).
       mesh: split the members over a mesh's ``"chains"`` axis (see :func:`build`).
+      own_data_order: each member reads its own minibatches (see :func:`build`).
 
     Returns:
       An :class:`Algorithm` over :class:`EnsembleState`.
@@ -435,4 +463,5 @@ def build_multiswag(
       probabilistic perspective of generalization", NeurIPS 2020.
     """
     member = swag.build_swag(log_joint, optimizer, start_step, collect_every, rank, diag)
-    return build(member, num_members, init=init, bootstrap=bootstrap, anchored=anchored, mesh=mesh)
+    return build(member, num_members, init=init, bootstrap=bootstrap, anchored=anchored, mesh=mesh,
+                 own_data_order=own_data_order)

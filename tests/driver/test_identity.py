@@ -32,8 +32,8 @@ BUILDS = {
     "map adam": lambda: bj.map(log_joint(), optax.adam(1e-3)),
     "map adam rate": lambda: bj.map(log_joint(), optax.adam(2e-3)),
     "map adam b1": lambda: bj.map(log_joint(), optax.adam(1e-3, b1=0.8)),
-    "ensemble": lambda: bj.ensemble(bj.map(log_joint(), optax.adam(1e-3)), 3),
-    "ensemble size": lambda: bj.ensemble(bj.map(log_joint(), optax.adam(1e-3)), 4),
+    "ensemble": lambda: bj.ensemble(bj.map(log_joint(), optax.adam(1e-3)), 3, anchored=True),
+    "ensemble size": lambda: bj.ensemble(bj.map(log_joint(), optax.adam(1e-3)), 4, anchored=True),
 }
 
 

@@ -257,4 +257,4 @@ def test_ensemble_rejects_bad_input(regression):
     if len(jax.devices()) >= 2:
         mesh = jax.sharding.Mesh(np.asarray(jax.devices()[:2]), ("chains",))
         with pytest.raises(ValueError, match="multiple"):
-            build_ensemble(member, 3, mesh=mesh)
+            build_ensemble(member, 3, init=init_member, mesh=mesh)
