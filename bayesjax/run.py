@@ -110,8 +110,11 @@ def run(
       progress: show a progress bar (fed from inside the jit).
       mesh: a :func:`bayesjax.sharding.mesh`; chains are split over its
         ``"chains"`` axis (``num_chains`` must divide evenly) and, for
-        full-batch runs, the data over its ``"data"`` axis. Results do not
-        depend on the device count.
+        full-batch runs, the data over its ``"data"`` axis. Chain k's
+        randomness depends on k alone, so results do not depend on the
+        device count up to float32 rounding: bitwise when each device's
+        program has the same shapes, else differing in the last bits, which
+        a long chaotic trajectory can amplify (see the README).
       augment: data augmentation ``(key, x_batch) -> x_batch`` applied to
         each chain's batch inside the jit (see :mod:`bayesjax.augment`).
       shuffle: in-memory data: draw each epoch's minibatches in a fresh

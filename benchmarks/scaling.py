@@ -29,20 +29,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 
 from _common import emit, loadavg, run_child, timed
 from _sgld_workload import BATCH_SIZE, hand_runner, setup
 
 
-def child(num_devices: int, chains: list[int], num_steps: int, repeats: int, hand: bool) -> dict:
+def child(num_devices: int, chains: list[int], num_steps: int, repeats: int, hand: bool,
+          samples_path: str | None = None) -> dict:
     """One device count, in this process (its ``XLA_FLAGS`` set by the parent): figures per chain count.
 
     JAX is imported here, after the parent has fixed the host's device split
-    in this process's environment.
+    in this process's environment. With ``samples_path``, the final chain states (positions and
+    kept samples) of the compiling call (key 0) are saved there per chain count, for the parent to
+    compare across device counts.
     """
     import jax
+    import numpy as np
 
     import bayesjax as bj
 
@@ -51,11 +57,14 @@ def child(num_devices: int, chains: list[int], num_steps: int, repeats: int, han
     mesh = bj.sharding.mesh(chains=num_devices)
     hand_run = hand_runner(ds, params, num_steps) if hand else None
     out = {"devices": [str(d) for d in jax.devices()][:num_devices], "rows": {}}
+    samples = {}
     for c in chains:
         def bj_run(key, c=c):
             post = bj.run(key, algo, params, data, num_steps=num_steps, batch_size=BATCH_SIZE,
                           num_chains=c, num_samples=1, progress=False, mesh=mesh)
             jax.block_until_ready(post.state)
+            samples.setdefault(str(c), np.concatenate([np.asarray(leaf).ravel() for leaf in jax.tree.leaves(post.state)
+                                                       if jax.numpy.issubdtype(leaf.dtype, jax.numpy.floating)]))
 
         impls = {"bayesjax": bj_run} | ({"hand": lambda key, c=c: hand_run(key, c)} if hand else {})
         row = {}
@@ -67,6 +76,8 @@ def child(num_devices: int, chains: list[int], num_steps: int, repeats: int, han
         out["rows"][str(c)] = row
         print(f"  D={num_devices} C={c}: " + ", ".join(
             f"{k} {v['chain_steps_per_s']:,.0f} chain-steps/s" for k, v in row.items()), file=sys.stderr, flush=True)
+    if samples_path:
+        np.savez(samples_path, **samples)
     return out
 
 
@@ -80,6 +91,7 @@ def parse_args(argv=None):
     parser.add_argument("--hand", action="store_true", help="also time the hand-written loop (one device)")
     parser.add_argument("--json", metavar="OUT", help="write the figures to this JSON file")
     parser.add_argument("--_child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--_samples", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -87,7 +99,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     chains = [int(c) for c in args.chains.split(",")]
     if args._child is not None:
-        emit(child(args._child, chains, args.steps, args.repeats, args.hand and args._child == 1))
+        emit(child(args._child, chains, args.steps, args.repeats, args.hand and args._child == 1,
+                   args._samples))
         return 0
     device_counts = [int(d) for d in (args.devices or ("1,2,4" if args.platform == "cpu" else "1")).split(",")]
     results = {"settings": vars(args)} | measure(device_counts, chains, args.steps, args.repeats, args.hand,
@@ -104,6 +117,7 @@ def measure(device_counts: list[int], chains: list[int], num_steps: int, repeats
     """One child process per device count (the host split is fixed when JAX starts); their figures by device count."""
     results = {"load_start": loadavg(), "by_devices": {}}
     start = time.perf_counter()
+    folder = tempfile.mkdtemp(prefix="bayesjax-scaling-")
     for d in device_counts:
         env = dict(os.environ, JAX_PLATFORMS=platform if platform == "cpu" else "cuda")
         if platform == "cpu":
@@ -111,15 +125,36 @@ def measure(device_counts: list[int], chains: list[int], num_steps: int, repeats
             env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={d}".strip()
         print(f"[{d} device(s)]", flush=True)
         child_args = ["--_child", str(d), "--chains", ",".join(map(str, chains)), "--steps", str(num_steps),
-                      "--repeats", str(repeats)] + (["--hand"] if hand else [])
+                      "--repeats", str(repeats), "--_samples", os.path.join(folder, f"{d}.npz")
+                      ] + (["--hand"] if hand else [])
         finished = run_child(__file__, child_args, env=env, timeout=3600)
         if finished.result is None:
             print(f"  failed: {finished.error}")
             continue
         results["by_devices"][str(d)] = finished.result
+    results["agreement"] = agreement(folder, list(results["by_devices"]))
+    shutil.rmtree(folder)
     results["load_end"] = loadavg()
     results["wall_s"] = time.perf_counter() - start
     return results
+
+
+def agreement(folder: str, device_counts: list[str]) -> dict:
+    """Per device count and chain count: the largest absolute difference of its samples (same key) from
+    those of the first device count, and whether they are bitwise equal."""
+    import numpy as np
+
+    if not device_counts:
+        return {}
+    with np.load(os.path.join(folder, f"{device_counts[0]}.npz")) as f:
+        reference = dict(f)
+    out = {}
+    for d in device_counts[1:]:
+        with np.load(os.path.join(folder, f"{d}.npz")) as f:
+            out[d] = {c: {"max_abs_diff": float(np.max(np.abs(f[c] - reference[c]))),
+                          "bitwise": bool(np.array_equal(f[c], reference[c])),
+                          "max_abs_value": float(np.max(np.abs(reference[c])))} for c in reference}
+    return out
 
 
 def print_table(results: dict, chains: list[int], device_counts: list[int]) -> None:
@@ -144,7 +179,14 @@ def print_table(results: dict, chains: list[int], device_counts: list[int]) -> N
             print(f"{c:>7} {d:>7} {rate:>14,.0f} {speedup:>7.2f}x {speedup / d:>10.2f} {vs_hand:>8}")
     print("speedup = chain-steps/s over one device's; efficiency = speedup / devices; "
           "vs hand = bj.run time / hand-written loop time (1 device; lower is better)")
+    for d, by_chains in results.get("agreement", {}).items():
+        print(f"samples on {d} devices vs {device_counts[0]} (same key): "
+              + "; ".join(f"{c} chains {describe_agreement(a)}" for c, a in by_chains.items()))
 
+
+def describe_agreement(a: dict) -> str:
+    difference = "bitwise equal" if a["bitwise"] else f"max |diff| {a['max_abs_diff']:.1e}"
+    return f"{difference} (max |weight| {a['max_abs_value']:.2f})"
 
 if __name__ == "__main__":
     sys.exit(main())

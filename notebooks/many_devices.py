@@ -17,7 +17,10 @@
 # `"chains"` axis (chains, ensemble members, sweep cells) and a `"data"` axis
 # (the examples of a full-batch log-likelihood), and one `jit` that the
 # compiler partitions. Chain $k$'s randomness depends on $k$ alone, so the
-# same key gives the same samples on 1, 2 or 4 devices.
+# same key gives the same chains on 1, 2 or 4 devices up to float32 rounding:
+# bitwise when each device runs the same shapes, otherwise the compiler may
+# round the last bit differently, and a long SGLD trajectory amplifies that
+# (a chain is chaotic; its distribution is what does not change).
 #
 # On a CPU, split the host into XLA devices **before JAX starts** (here 4;
 # `bj.sharding.use_all_cpu_cores()` makes one per core, as the `bayesjax`
