@@ -140,10 +140,10 @@ def marginal_variance(post: PosteriorData) -> Params:
 
 
 def leaf_offsets(sub: Params) -> dict[tuple[str, ...], tuple[int, int]]:
-    """Path (tuple of keys) -> ``(offset, size)`` of each leaf in ``ravel_pytree`` order."""
+    """Path (tuple of keys: strings, or integers in an nnx ``List``) -> ``(offset, size)`` of each leaf in ``ravel_pytree`` order."""
     offsets, start = {}, 0
     for path, leaf in jax.tree_util.tree_flatten_with_path(sub)[0]:
-        offsets[tuple(str(getattr(p, "key", p)) for p in path)] = (start, leaf.size)
+        offsets[tuple(getattr(p, "key", p) for p in path)] = (start, leaf.size)
         start += leaf.size
     return offsets
 

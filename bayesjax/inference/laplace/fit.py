@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from bayesjax import compiling
 from bayesjax.checks import check_data
-from bayesjax.inference.laplace import algorithm, jacobians, subsets
+from bayesjax.inference.laplace import algorithm, jacobians, layers, subsets
 from bayesjax.inference.laplace.approximation import LaplacePosterior
 from bayesjax.inference.laplace.curvature import check_options, num_factor_columns
 from bayesjax.inference.laplace.posterior import LogJointKey, normalize_prior_precision
@@ -122,8 +122,10 @@ def laplace(
       hessian: ``"kfac"`` (Kronecker-factored per dense and conv layer), ``"diag"`` or
         ``"full"`` (dense ``D x D``; ``D <= 20,000``).
       curvature: ``"ggn"`` (generalized Gauss-Newton) or ``"ef"`` (empirical Fisher).
-      subset: ``"all"``, ``"last_layer"`` (the last ``Dense_<k>``; the rest
-        fixed at the MAP) or a sequence of top-level module names.
+      subset: ``"all"``, ``"last_layer"`` (the last linen ``Dense_<k>``, or
+        else the dense or conv layer whose output the model returns, as for
+        nnx models: :func:`~bayesjax.inference.laplace.layers.last_layer`;
+        the rest fixed at the MAP) or a sequence of top-level module names.
       prior_precision: overrides the prior's precision (scalar or a tree like
         the Bayesian weights); needed for non-Gaussian priors.
       chunk_size: examples per chunk.
@@ -134,7 +136,8 @@ def laplace(
       ``optimize_prior_precision``.
 
     Raises:
-      ValueError: unknown options, KFAC on layers other than flax ``Dense`` and ``Conv``,
+      ValueError: unknown options, KFAC on layers other than flax linen ``Dense`` / ``Conv`` or nnx
+        ``Linear`` / ``Conv``,
         a full Hessian over more than 20,000 weights, a non-Gaussian prior
         without ``prior_precision``, or data that do not fit the likelihood.
 
@@ -163,6 +166,8 @@ def laplace(
     num_outputs = jacobians.num_outputs(log_joint.apply, params_map, x)
     check_targets(log_joint.likelihood, y, num_outputs)
     subset = subset if isinstance(subset, str) else tuple(subset)
+    if subset == "last_layer" and subsets.last_dense(params_map) is None:  # nnx, or other names: find it by tracing
+        subset = layers.last_layer(log_joint.apply, params_map, x[:1])
     names = subsets.resolve(subset, params_map)
     dim = num_params(subsets.select(params_map, names))
     if hessian == "full" and dim > MAX_FULL_PARAMS:

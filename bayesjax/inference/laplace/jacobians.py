@@ -42,9 +42,10 @@ def kfac_layers(sub: Params) -> tuple[Layer, ...]:
     layers, covered = find_layers(sub)
     if not layers or not covered:
         raise ValueError(
-            "hessian='kfac' supports flax Dense and Conv layers only (kernel [in, out] or [*window, c_in, c_out], "
-            "bias [out], as in bj.models.mlp and bj.models.cnn); the Bayesian parameters contain other leaves "
-            "(e.g. a custom apply). Use hessian='diag' or 'full', or subset='last_layer'."
+            "hessian='kfac' supports flax linen Dense / Conv and nnx Linear / Conv layers only (kernel [in, out] "
+            "or [*window, c_in, c_out], bias [out], as in bj.models.mlp and bj.models.cnn); the Bayesian "
+            "parameters contain other leaves (e.g. a custom apply, or normalization scales: leave those out "
+            "with subset=). Use hessian='diag' or 'full', or subset='last_layer'."
         )
     return layers
 

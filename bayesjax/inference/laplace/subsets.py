@@ -19,7 +19,10 @@ def resolve(subset: str | Sequence[str], params: Params) -> tuple[str, ...] | No
 
     ``"last_layer"`` is the top-level ``Dense_<k>`` module with the largest
     ``k``: the output layer of ``bj.models.mlp`` and ``bj.models.cnn`` (and of
-    any flax model whose last layer is its last ``nn.Dense``).
+    any linen model whose last layer is its last ``nn.Dense``). For other
+    names (nnx models, named linen layers) :func:`bayesjax.laplace` finds the
+    output layer by tracing the model
+    (:func:`~bayesjax.inference.laplace.layers.last_layer`) before calling this.
 
     Raises:
       ValueError: for an unknown subset, a name not in ``params``, or
@@ -30,14 +33,14 @@ def resolve(subset: str | Sequence[str], params: Params) -> tuple[str, ...] | No
             return None
         if subset != "last_layer":
             raise ValueError(f"subset must be one of {SUBSETS} or a sequence of top-level names, got {subset!r}")
-        names = [k for k in params if _DENSE_NAME.match(str(k))] if isinstance(params, dict) else []
-        if not names:
+        names = last_dense(params)
+        if names is None:
             top = list(params) if isinstance(params, dict) else type(params).__name__
             raise ValueError(
                 "subset='last_layer' needs a flax Dense output layer named 'Dense_<k>' at the top of the "
                 f"parameter tree (as in bj.models.mlp / cnn); found {top}. Pass subset=('<name>',) instead."
             )
-        return (max(names, key=lambda k: int(_DENSE_NAME.match(k).group(1))),)
+        return names
     names = tuple(str(s) for s in subset)
     if not isinstance(params, dict):
         raise ValueError(f"a named subset needs dict parameters, got {type(params).__name__}")
@@ -45,6 +48,12 @@ def resolve(subset: str | Sequence[str], params: Params) -> tuple[str, ...] | No
     if unknown or not names:
         raise ValueError(f"subset names {unknown or names} not among the top-level parameters {list(params)}")
     return names
+
+
+def last_dense(params: Params) -> tuple[str] | None:
+    """The top-level linen ``Dense_<k>`` module with the largest ``k``, or ``None`` when there is none."""
+    names = [k for k in params if _DENSE_NAME.match(str(k))] if isinstance(params, dict) else []
+    return (max(names, key=lambda k: int(_DENSE_NAME.match(k).group(1))),) if names else None
 
 
 def select(params: Params, names: tuple[str, ...] | None) -> Params:
