@@ -73,6 +73,17 @@ def positive(text: str) -> float:
     return value
 
 
+def fraction(text: str) -> float:
+    """An argparse type: a number in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
 def one_of(names, what: str) -> Callable[[str], str]:
     """An argparse type for list entries: one of ``names``."""
     def parse(text: str) -> str:
@@ -121,7 +132,7 @@ def compare_command(args) -> list[dict]:
         prior_scale=args.prior_scale, temperature=args.temperature, noise_std=args.noise_std,
         batch_size=args.batch_size, learning_rate=args.learning_rate, step_size=args.step_size, steps=args.steps,
         members=args.members, samples=args.samples, laplace_predictive=args.laplace_predictive, ood=args.ood,
-        hmc_max_params=args.hmc_max_params, seed=args.seed, split=args.split, data_root=args.data_root,
+        laplace_prior=args.laplace_prior, validation_fraction=args.validation_fraction, hmc_max_params=args.hmc_max_params, seed=args.seed, split=args.split, data_root=args.data_root,
     )
     return compare.run_compare(config, args.out, progress=not args.quiet)
 
@@ -187,7 +198,7 @@ def _preset_defaults(argv: list[str] | None) -> dict:
 
 
 def _compare_parser(commands) -> None:
-    from bayesjax.experiments.compare.config import HMC_MAX_PARAMS
+    from bayesjax.experiments.compare.config import HMC_MAX_PARAMS, LAPLACE_PRIORS, VALIDATION_FRACTION
     from bayesjax.experiments.ood import OOD_SHIFTS
     from bayesjax.experiments.recipes import METHODS, describe_methods
 
@@ -232,6 +243,12 @@ def _compare_parser(commands) -> None:
                         help="predictive draws of every method (default: per method)")
     method.add_argument("--laplace-predictive", choices=["glm", "mc"], default="glm",
                         help="Laplace: linearized (probit) or Monte Carlo weight-space predictive")
+    method.add_argument("--laplace-prior", choices=LAPLACE_PRIORS, default=None,
+                        help="Laplace prior precision: the prior's own, the evidence's maximum, or the grid value of "
+                             "least validation NLL (default: validation, untuned without a validation split)")
+    method.add_argument("--validation-fraction", type=fraction, default=VALIDATION_FRACTION,
+                        help="share of the training split held out to tune Laplace priors and calibrate every "
+                             "predictive (0: none)")
     method.add_argument("--hmc-max-params", type=integer(1), default=HMC_MAX_PARAMS,
                         help="largest model (weights) for the HMC reference")
     method.add_argument("--seed", type=SEED, default=0, help="seed of the initialization and of every method's keys")

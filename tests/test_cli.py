@@ -88,6 +88,9 @@ BAD_VALUES = [
     (["compare", "--ood", "blur"], "argument --ood: invalid choice"),
     (["compare", "--model", "rnn"], "argument --model: invalid choice"),
     (["compare", "--laplace-predictive", "exact"], "argument --laplace-predictive: invalid choice"),
+    (["compare", "--laplace-prior", "marglik"], "argument --laplace-prior: invalid choice"),
+    (["compare", "--validation-fraction", "1"], "argument --validation-fraction: must be in [0, 1)"),
+    (["compare", "--validation-fraction", "x"], "argument --validation-fraction: expected a number"),
 ]
 
 
@@ -107,6 +110,7 @@ def test_bad_values_are_refused_by_argparse_naming_the_flag(tmp_path, capsys, ar
     (["--dataset", "iris", "--ood", "rot90"], "needs images"),
     (["--dataset", "gap", "--ood", "noise"], "regression"),
     (["--methods", "hmc", "--hmc-max-params", "100"], "HMC limit"),
+    (["--validation-fraction", "0", "--laplace-prior", "validation"], "needs a validation split"),
 ])
 def test_arguments_wrong_for_the_data_exit_2_without_writing(tmp_path, capsys, args, message):
     out = tmp_path / "out"

@@ -2,7 +2,14 @@
 
 Each method of :data:`METHODS` (the recipes of :mod:`bayesjax.experiments.recipes`)
 is fitted on the same training split and its Bayesian model average is
-evaluated on the test split:
+evaluated on the test split. A validation split (``validation_fraction`` of
+the training split, 10% by default, drawn once per run from the seed) is held
+out first, and every method trains on the rest; on it the Laplace methods tune
+their prior precision for prediction (``laplace_prior="validation"``, the
+default; ``"evidence"`` and ``"untuned"`` remain, and the ``prior_precision``
+column says which value each used) and every predictive is calibrated post hoc
+(:mod:`.calibrate`: ECE after temperature scaling, split-conformal set sizes
+or interval widths at 90% coverage, with their test coverage). The metrics:
 
 * classification: accuracy, NLL, ECE, Brier, OOD AUROC (predictive entropy of
   the test inputs against a shifted copy of them, :func:`bayesjax.experiments.ood.ood_inputs`),
@@ -13,7 +20,7 @@ evaluated on the test split:
 
 Times exclude JAX compilation: ``train_seconds`` is the wall clock of fitting
 (the optimizer / sampler run and drawing the predictive's samples; for
-Laplace, the curvature fit plus the MAP it starts from) and
+Laplace, the curvature fit and its prior tuning plus the MAP it starts from) and
 ``predict_seconds`` that of the test-set predictive of the fitted posterior,
 each minus the time JAX spent tracing, lowering and compiling (or loading
 from the persistent cache), which is reported as ``compile_seconds``.
@@ -26,7 +33,8 @@ short-budget reference, not Izmailov et al.'s: read agreement and total
 variation as closeness to this reference.
 
 One concept per file: :mod:`.config` (the settings and budgets),
-:mod:`.problem` (what every method shares), :mod:`.fit` (one method's fit),
+:mod:`.problem` (what every method shares, the validation split), :mod:`.fit`
+(one method's fit), :mod:`.calibrate` (post-hoc calibration),
 :mod:`.stopwatch` (compile-free timing), :mod:`.driver` (:func:`run_compare`),
 :mod:`.results` (the files written).
 

@@ -9,6 +9,14 @@ from bayesjax.experiments.recipes import METHODS, Budget
 
 HMC_MAX_PARAMS = 10_000
 """Largest model (weights) for the full-batch HMC reference by default; the digits MLP 50-50 has 6,310."""
+VALIDATION_FRACTION = 0.1
+"""Share of the training split held out for validation by default (methods train on the rest)."""
+LAPLACE_PRIORS = ("untuned", "evidence", "validation")
+"""How the Laplace methods set their prior precision: the prior's own ``1 / prior_scale^2``, the
+Laplace evidence's maximum (``optimize_prior_precision()``), or the grid value of least validation NLL
+(:func:`bayesjax.inference.laplace.gridsearch.tune_prior_precision`)."""
+CONFORMAL_ALPHA = 0.1
+"""Miscoverage of the split-conformal sets and intervals: 90% coverage."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,6 +28,16 @@ class CompareConfig:
     runs, tests). ``methods=None`` is every method the model allows;
     ``step_size=None`` is :data:`~bayesjax.experiments.compare.problem.SGMCMC_RATE`
     per example; ``ood=None`` is ``rot90`` for images, else ``noise``.
+
+    ``validation_fraction`` of the training split (drawn once from the seed's
+    key, the same for every method) is held out: every method then trains on
+    the remaining examples, the Laplace methods tune their prior precision on
+    it when ``laplace_prior`` is ``"validation"`` (one of
+    :data:`LAPLACE_PRIORS`; ``None``: ``"validation"`` when there is a
+    validation split, else ``"untuned"``), and every method's predictive is
+    calibrated on it (temperature scaling, split-conformal sets or intervals
+    at :data:`CONFORMAL_ALPHA`). ``validation_fraction=0`` trains on the whole
+    training split and turns both off.
     """
 
     dataset: str = "digits"
@@ -36,6 +54,8 @@ class CompareConfig:
     members: int | None = None
     samples: int | None = None
     laplace_predictive: str = "glm"
+    laplace_prior: str | None = None
+    validation_fraction: float = VALIDATION_FRACTION
     ood: str | None = None
     hmc_max_params: int = HMC_MAX_PARAMS
     seed: int = 0
@@ -54,6 +74,13 @@ class CompareConfig:
             raise ValueError(f"model must be 'mlp' or 'cnn', got {self.model!r}")
         if self.laplace_predictive not in ("glm", "mc"):
             raise ValueError(f"laplace_predictive must be 'glm' or 'mc', got {self.laplace_predictive!r}")
+        if self.laplace_prior is not None and self.laplace_prior not in LAPLACE_PRIORS:
+            raise ValueError(f"laplace_prior must be one of {LAPLACE_PRIORS}, got {self.laplace_prior!r}")
+        fraction = self.validation_fraction
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction < 1:
+            raise ValueError(f"validation_fraction must be a number in [0, 1), got {fraction!r}")
+        if fraction == 0 and self.laplace_prior == "validation":
+            raise ValueError("laplace_prior='validation' needs a validation split: validation_fraction > 0")
         if self.ood is not None and self.ood not in OOD_SHIFTS:
             raise ValueError(f"ood must be one of {OOD_SHIFTS}, got {self.ood!r}")
         if self.steps is not None:

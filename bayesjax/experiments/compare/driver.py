@@ -9,7 +9,8 @@ import jax
 
 from bayesjax import metrics
 from bayesjax.driver.posterior import DivergenceError
-from bayesjax.experiments.compare.config import CompareConfig
+from bayesjax.experiments.compare.calibrate import calibrate
+from bayesjax.experiments.compare.config import CONFORMAL_ALPHA, CompareConfig
 from bayesjax.experiments.compare.fit import Fitted, fit
 from bayesjax.experiments.compare.problem import Problem, setup
 from bayesjax.experiments.compare.results import REFERENCE, write_results
@@ -42,7 +43,12 @@ def train(problem: Problem, name: str, trained: dict[str, Trained]) -> Trained:
 
 
 def evaluate(problem: Problem, fitted: Fitted) -> tuple[dict, object, float, float]:
-    """The test-set metrics, the predictive, and its seconds without and of compilation."""
+    """The test-set metrics, the predictive, and its seconds without and of compilation.
+
+    With a validation split the metrics include the post-hoc calibration of
+    :func:`~bayesjax.experiments.compare.calibrate.calibrate` (its predictive
+    on the validation inputs is not timed).
+    """
     dataset = problem.dataset
     with Stopwatch() as watch:
         pred = jax.block_until_ready(fitted.predict(fitted.args, dataset.x_test))
@@ -50,6 +56,10 @@ def evaluate(problem: Problem, fitted: Fitted) -> tuple[dict, object, float, flo
     if problem.x_ood is not None:
         pred_ood = fitted.predict(fitted.args, problem.x_ood)
         scores["ood_auroc"] = float(metrics.auroc(pred.entropy, pred_ood.entropy))
+    if problem.validation is not None:
+        x_val, y_val = problem.validation
+        scores.update(calibrate(fitted.predict(fitted.args, x_val), y_val, pred, dataset.y_test,
+                                alpha=CONFORMAL_ALPHA, y_std=dataset.y_std))
     return scores, pred, watch.seconds, watch.compile_seconds
 
 
@@ -71,8 +81,14 @@ def run_compare(config: CompareConfig, out: str | pathlib.Path, progress: bool =
     Returns:
       One row per method: ``method``, ``train_seconds``, ``predict_seconds``,
       ``compile_seconds``, the metrics of :func:`bayesjax.metrics.evaluate`,
-      and for classification ``ood_auroc``, ``agreement`` and
-      ``total_variation`` (``None`` without the reference).
+      for classification ``ood_auroc``; with a validation split the
+      calibration columns of :mod:`~bayesjax.experiments.compare.calibrate`
+      (classification: ``ts_temperature``, ``ts_ece``, ``conformal_size``,
+      ``conformal_coverage``; regression: ``conformal_width``,
+      ``conformal_coverage``); ``prior_precision`` (the Laplace methods' prior
+      precision as ``config.laplace_prior`` set it, else ``None``); and for
+      classification ``agreement`` and ``total_variation`` (``None`` without
+      the reference).
     """
     problem, names, skipped = setup(config)
     for name, reason in skipped.items():
@@ -87,7 +103,8 @@ def run_compare(config: CompareConfig, out: str | pathlib.Path, progress: bool =
             continue
         scores, pred, predict_seconds, predict_compile = evaluate(problem, result.fitted)
         rows.append({"method": name, "train_seconds": result.train_seconds, "predict_seconds": predict_seconds,
-                     "compile_seconds": result.compile_seconds + predict_compile, **scores})
+                     "compile_seconds": result.compile_seconds + predict_compile, **scores,
+                     "prior_precision": result.fitted.prior_precision})
         predictives[name] = pred
         if progress:
             print(f"compare: [{i + 1}/{len(names)}] {name}: train {result.train_seconds:.1f} s, "

@@ -3,7 +3,10 @@
 A recipe's ``kind`` says how (:data:`bayesjax.experiments.recipes.KINDS`): a
 single run from the shared initialization, an ensemble or Markov chains from
 independent initializations (split over the devices present), or a Laplace
-posterior at the MAP's fit.
+posterior at the MAP's fit, its prior precision set as the configuration's
+``laplace_prior`` says (:func:`tune_prior`: for ``"validation"``, the grid value
+whose GLM probit predictive has the least NLL on the validation split, also
+when ``laplace_predictive="mc"``).
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import math
 from typing import Callable, NamedTuple
 
 import jax
+import jax.numpy as jnp
 
 from bayesjax import sharding
 from bayesjax.base import Algorithm
@@ -20,8 +24,11 @@ from bayesjax.experiments.recipes import CYCLES, SGHMC_FRICTION, Budget, Recipe,
 from bayesjax.inference import ensemble
 from bayesjax.inference.laplace import laplace
 from bayesjax.inference.laplace.glm import predictive_glm
+from bayesjax.inference.laplace.gridsearch import tune_prior_precision
+from bayesjax.inference.laplace.marglik import optimize_prior_precision
+from bayesjax.inference.laplace.posterior import PosteriorData
 from bayesjax.run import run
-from bayesjax.types import PRNGKey
+from bayesjax.types import Array, PRNGKey
 
 SWAG_RATE = 0.05
 """Per-example learning rate of SWAG's SGD (see :meth:`Problem.rate`)."""
@@ -33,10 +40,12 @@ class Fitted(NamedTuple):
     Attributes:
       predict: ``(args, x) -> Predictive``, jitted or jitted inside.
       args: the posterior's arrays (stacked draws, or a Laplace posterior and a key).
+      prior_precision: Laplace: the prior precision of its posterior; else None.
     """
 
     predict: Callable
     args: object
+    prior_precision: float | None = None
 
 
 def settings(problem: Problem, budget: Budget) -> Settings:
@@ -87,19 +96,58 @@ def _draws(problem: Problem, algorithm: Algorithm, key: PRNGKey, budget: Budget,
     return Fitted(problem.predict_draws, posterior.sample(sample_key, budget.samples))
 
 
+def tune_prior(post: PosteriorData, tuning: str, validation: tuple | None = None) -> tuple[PosteriorData, Array]:
+    """A Laplace posterior at the prior precision ``tuning`` asks for, and that precision (jittable).
+
+    The MAP and the curvature stay; only the prior precision changes, to one
+    value for every Bayesian weight unless untuned:
+
+    * ``"untuned"``: the posterior as it is (its first leaf's precision is reported).
+    * ``"evidence"``: the maximum of the Laplace evidence (MacKay 1992;
+      :func:`~bayesjax.inference.laplace.marglik.optimize_prior_precision`).
+    * ``"validation"``: the value of
+      :data:`~bayesjax.inference.laplace.gridsearch.DEFAULT_GRID` whose GLM
+      predictive (probit link) has the lowest NLL on ``validation``
+      (:func:`~bayesjax.inference.laplace.gridsearch.tune_prior_precision`).
+
+    Args:
+      post: the Laplace posterior.
+      tuning: one of :data:`~bayesjax.experiments.compare.config.LAPLACE_PRIORS`.
+      validation: ``(x_val, y_val)``, examples the MAP and the curvature did
+        not see; required for ``"validation"``.
+
+    Returns:
+      ``(posterior, prior_precision)``, the precision a scalar.
+
+    Raises:
+      ValueError: ``"validation"`` without validation data.
+    """
+    if tuning == "validation":
+        if validation is None:
+            raise ValueError("prior tuning 'validation' needs validation data (x_val, y_val)")
+        search = tune_prior_precision(post, *validation)
+        return search.posterior, search.prior_precision
+    if tuning == "evidence":
+        post = optimize_prior_precision(post)
+    return post, jnp.reshape(jax.tree.leaves(post.prior_precision)[0], (-1,))[0]
+
+
 def _laplace(problem: Problem, recipe: Recipe, budget: Budget, key: PRNGKey, base: Fitted) -> Fitted:
-    """A post-hoc Laplace fit at the MAP (the first draw of ``base``) with the configured predictive."""
+    """A post-hoc Laplace fit at the MAP (the first draw of ``base``), its prior tuned, with the configured
+    predictive."""
     hessian, subset = recipe.laplace
     params_map = jax.tree.map(lambda leaf: leaf[0], base.args)
     posterior = laplace(problem.log_joint, params_map, problem.data, hessian=hessian, subset=subset)
+    posterior, precision = tune_prior(posterior, problem.config.laplace_prior, problem.validation)
+    precision = float(precision)  # untuned: the prior's 1 / prior_scale^2
     if problem.config.laplace_predictive == "mc":
-        return Fitted(problem.predict_draws, posterior.sample(key, budget.samples))
+        return Fitted(problem.predict_draws, posterior.sample(key, budget.samples), precision)
 
     def predict(args, x):  # jitted inside, and not jittable from outside
         post, glm_key = args
         return predictive_glm(post, x, "probit", key=glm_key, num_samples=budget.samples)
 
-    return Fitted(predict, (posterior, key))
+    return Fitted(predict, (posterior, key), precision)
 
 
 def fit(problem: Problem, recipe: Recipe, budget: Budget, key: PRNGKey, base: Fitted | None) -> Fitted:

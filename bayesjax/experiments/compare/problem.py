@@ -1,4 +1,8 @@
-"""What every method of a comparison shares (:class:`Problem`), and :func:`setup`, which builds it."""
+"""What every method of a comparison shares (:class:`Problem`), and :func:`setup`, which builds it.
+
+:func:`hold_out` carves the validation split out of the training split; the
+methods train on the rest.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -26,8 +30,8 @@ class Problem(NamedTuple):
     """What every method shares: data, model, target, starting point, keys.
 
     Attributes:
-      config: the validated configuration (``ood`` resolved).
-      dataset: the data set.
+      config: the validated configuration (``ood`` and ``laplace_prior`` resolved).
+      dataset: the data set, its training split without the validation examples.
       model: the network.
       log_joint: the tempered target.
       num_params: weights of the model.
@@ -37,6 +41,7 @@ class Problem(NamedTuple):
       params: ``() -> params``, the shared initialization of single runs (MAP, VI, SWAG),
         computed on first use.
       key: root of the methods' keys (:meth:`Problem.method_key`).
+      validation: ``(x_val, y_val)`` held out of the training split (:func:`hold_out`), or ``None``.
     """
 
     config: CompareConfig
@@ -48,6 +53,7 @@ class Problem(NamedTuple):
     predict_draws: Callable
     params: Callable[[], Params]
     key: PRNGKey
+    validation: tuple[np.ndarray, np.ndarray] | None = None
 
     def init(self, key: PRNGKey) -> Params:
         """A fresh initialization (each chain or member gets its own key)."""
@@ -116,6 +122,33 @@ def unavailable(problem: Problem, recipe: Recipe) -> str | None:
     return None
 
 
+def hold_out(dataset: Dataset, fraction: float, key: PRNGKey) -> tuple[Dataset, tuple | None]:
+    """Splits ``round(fraction * N)`` training examples off as the validation split.
+
+    The examples are drawn uniformly without replacement by ``key`` (the same
+    for every method of a run); both parts keep the training order. The data
+    stay standardized with the whole training split's statistics.
+
+    Returns:
+      ``(dataset, validation)``: the data set whose training split is the
+      rest, and ``(x_val, y_val)``; ``(dataset, None)`` for ``fraction=0``.
+
+    Raises:
+      ValueError: when the validation or the training part would be empty.
+    """
+    if fraction == 0:
+        return dataset, None
+    num_data = len(dataset.y_train)
+    num_val = round(fraction * num_data)
+    if not 1 <= num_val < num_data:
+        raise ValueError(f"validation_fraction={fraction} of {num_data} training examples leaves {num_val} for "
+                         f"validation and {num_data - num_val} for training; both need at least one")
+    order = np.random.default_rng(np.asarray(jax.random.key_data(key))).permutation(num_data)
+    val, train = np.sort(order[:num_val]), np.sort(order[num_val:])
+    rest = dataset._replace(x_train=dataset.x_train[train], y_train=dataset.y_train[train])
+    return rest, (dataset.x_train[val], dataset.y_train[val])
+
+
 def setup(config: CompareConfig) -> tuple[Problem, list[str], dict[str, str]]:
     """Loads the data and builds the shared target; decides which methods run.
 
@@ -127,10 +160,16 @@ def setup(config: CompareConfig) -> tuple[Problem, list[str], dict[str, str]]:
 
     Raises:
       ValueError: unknown data set, bad settings, an image OOD shift on
-        non-image data, or a requested method the model does not allow.
+        non-image data, a validation split that leaves either part empty, or
+        a requested method the model does not allow.
     """
     config.validate()
-    dataset = data.load(config.dataset, split=config.split, root=config.data_root)
+    # The first two keys are those of split(root, 2): a validation split does not move the methods' keys.
+    key, init_key, validation_key = jax.random.split(jax.random.key(config.seed), 3)
+    dataset, validation = hold_out(data.load(config.dataset, split=config.split, root=config.data_root),
+                                   config.validation_fraction, validation_key)
+    if config.laplace_prior is None:
+        config = dataclasses.replace(config, laplace_prior="untuned" if validation is None else "validation")
     classification = dataset.task == "classification"
     num_outputs = dataset.num_classes if classification else 1
     model = network(config, num_outputs)
@@ -145,9 +184,9 @@ def setup(config: CompareConfig) -> tuple[Problem, list[str], dict[str, str]]:
     elif config.ood is not None:
         raise ValueError(f"ood is for classification; {dataset.name!r} is a regression data set")
     predict_draws = jax.jit(lambda samples, x: predictive(model.apply, samples, x, likelihood))
-    key, init_key = jax.random.split(jax.random.key(config.seed))
     params = functools.cache(lambda: jax.jit(model.init)(init_key, dataset.x_train[:1]))
-    problem = Problem(config, dataset, model, target, num_params(shapes), x_ood, predict_draws, params, key)
+    problem = Problem(config, dataset, model, target, num_params(shapes), x_ood, predict_draws, params, key,
+                      validation)
 
     names, skipped = list(config.methods or METHODS), {}
     for name in names:

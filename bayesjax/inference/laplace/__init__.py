@@ -3,7 +3,8 @@
 One concept per file, each importing only the ones above it in this list:
 
 * :mod:`.subsets`: which weights are Bayesian (all, the last layer, named modules).
-* :mod:`.layers`: finding and tapping flax ``Dense`` and ``Conv`` layers (inputs or patches, output gradients).
+* :mod:`.interception`: seeing each dense and conv layer call of a linen or nnx model.
+* :mod:`.layers`: finding and tapping flax layers (linen ``Dense`` and ``Conv``, nnx ``Linear`` and ``Conv``: inputs or patches, output gradients).
 * :mod:`.jacobians`: per-example Jacobian products of a chunk (tapped layers or per-example VJPs).
 * :mod:`.curvature`: GGN / empirical-Fisher sums (diag, full, Kronecker factors),
   chunked over data, and the matrix-free GGN-vector product.
@@ -11,6 +12,7 @@ One concept per file, each importing only the ones above it in this list:
 * :mod:`.factorization`: the structured algebra of the precision (factorization, variances, log-determinant).
 * :mod:`.sampling`: draws from the posterior.
 * :mod:`.glm`: the linearized predictive with probit / bridge / MC links.
+* :mod:`.gridsearch`: the prior precision tuned on validation NLL (one program for the whole grid).
 * :mod:`.marglik`: the Laplace log evidence and prior-precision / noise tuning.
 * :mod:`.approximation`: :class:`LaplacePosterior`, the data with those functions as methods.
 * :mod:`.algorithm`: the streaming :class:`~bayesjax.base.Algorithm` form.

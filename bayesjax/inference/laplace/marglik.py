@@ -30,11 +30,10 @@ import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from bayesjax.checks import check_int, check_positive
-from bayesjax.inference.laplace import factorization, glm
+from bayesjax.inference.laplace import factorization, gridsearch
 from bayesjax.inference.laplace.posterior import LogJointKey, PosteriorData, normalize_prior_precision
 from bayesjax.likelihoods import gaussian
 
@@ -147,7 +146,9 @@ def optimize_prior_precision(
 
     ``"gridsearch"`` picks, from ``grid`` (default ``logspace(-4, 4, 33)``),
     the scalar precision whose GLM predictive (``link``) has the lowest
-    negative log-likelihood on ``(x_val, y_val)``.
+    negative log-likelihood on ``(x_val, y_val)``
+    (:func:`~bayesjax.inference.laplace.gridsearch.tune_prior_precision`, which
+    also returns the chosen value and the NLL of every grid value).
 
     Args:
       post: the Laplace posterior.
@@ -165,7 +166,10 @@ def optimize_prior_precision(
       >>> post = post.optimize_prior_precision("gridsearch", x_val=x_test, y_val=y_test)
     """
     if method == "gridsearch":
-        return _grid_search(post, x_val, y_val, grid, link, num_samples)
+        if x_val is None or y_val is None:
+            raise ValueError("method='gridsearch' needs validation data x_val= and y_val=")
+        grid = gridsearch.DEFAULT_GRID if grid is None else grid
+        return gridsearch.tune_prior_precision(post, x_val, y_val, grid, link, num_samples=num_samples).posterior
     if method != "marglik":
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     num_steps = check_int("num_steps", num_steps)
@@ -212,31 +216,6 @@ def with_noise_std(post: PosteriorData, noise_std) -> PosteriorData:
     tuned = dataclasses.replace(post, log_likelihood_sum=log_likelihood_sum, noise_scale=noise_scale,
                                 log_joint_key=LogJointKey(log_joint))
     return dataclasses.replace(tuned, factor=factorization.factorize_jit(tuned)) if post.hessian == "full" else tuned
-
-
-def _grid_search(post, x_val, y_val, grid, link, num_samples):
-    if x_val is None or y_val is None:
-        raise ValueError("method='gridsearch' needs validation data x_val= and y_val=")
-    if link not in glm.LINKS:
-        raise ValueError(f"link must be one of {glm.LINKS}, got {link!r}")
-    grid = np.logspace(-4, 4, 33) if grid is None else np.asarray(grid, float)
-    if grid.ndim != 1 or grid.size == 0 or np.any(grid <= 0) or not np.all(np.isfinite(grid)):
-        raise ValueError(f"grid must be a non-empty 1-D array of positive precisions, got {grid}")
-    x_val, y_val = jnp.asarray(x_val), jnp.asarray(y_val)
-
-    @jax.jit
-    def nll(p, delta):
-        tuned = factorization.with_prior_precision(p, delta)
-        noise = glm.function_noise(tuned, x_val, None, int(num_samples))
-        pred = glm.to_predictive(tuned, glm.glm_moments(tuned, x_val, noise), link)
-        return -jnp.mean(pred.log_prob(y_val))
-
-    dtype = post.log_likelihood_sum.dtype
-    values = np.array([float(nll(post, jnp.asarray(delta, dtype))) for delta in grid])
-    values = np.where(np.isfinite(values), values, np.inf)
-    best = float(grid[int(np.argmin(values))])
-    tuned = factorization.with_prior_precision(post, jnp.asarray(best, dtype))
-    return tuned
 
 
 __all__ = ["log_marginal_likelihood", "optimize_prior_precision", "with_noise_std", "group_names"]

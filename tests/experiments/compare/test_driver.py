@@ -1,13 +1,16 @@
-"""``run_compare``: every method on a tiny run, the HMC reference, the files written, the 1-D bands path."""
+"""``run_compare``: every method on a tiny run, the HMC reference, the files written, the 1-D bands path,
+the calibration columns and the Laplace prior's tuning."""
 import csv
 import json
 import math
 
 import jax
+import numpy as np
 import pytest
 
 from bayesjax import cli
 from bayesjax.experiments import compare, outputs
+from bayesjax.inference.laplace.gridsearch import DEFAULT_GRID
 
 TINY = ["--steps", "12", "--members", "1", "--samples", "4", "--hidden", "8", "--quiet"]
 
@@ -26,12 +29,19 @@ def test_every_method_gives_finite_columns(every_method):
     rows = results["results"]
     assert [row["method"] for row in rows] == list(compare.METHODS)
     columns = ["train_seconds", "predict_seconds", "compile_seconds", "accuracy", "nll", "ece", "brier",
-               "ood_auroc", "agreement", "total_variation"]
+               "ood_auroc", "ts_temperature", "ts_ece", "conformal_size", "conformal_coverage", "agreement",
+               "total_variation"]
     for row in rows:
-        assert list(row) == ["method", *columns]
+        assert list(row) == ["method", *columns[:-2], "prior_precision", *columns[-2:]]
         assert all(isinstance(row[c], float) and math.isfinite(row[c]) for c in columns), row
         assert row["train_seconds"] >= 0 and row["predict_seconds"] >= 0 and row["compile_seconds"] > 0
         assert 0 <= row["agreement"] <= 1 and 0 <= row["total_variation"] <= 1
+        assert row["ts_temperature"] > 0 and 0 <= row["ts_ece"] <= 1 and 0 <= row["conformal_coverage"] <= 1
+        assert 0 <= row["conformal_size"] <= 10
+        # By default the Laplace methods tune their prior on the validation split; the others have none.
+        # (a grid value in the float32 of the posterior's arrays).
+        assert (np.float32(row["prior_precision"]) in np.float32(DEFAULT_GRID)) if row["method"].startswith(
+            "laplace") else (row["prior_precision"] is None)
     assert results["reference"] == "hmc" and results["config"]["ood"] == "rot90"
     assert results["budgets"]["sgld"] == {"steps": 12, "members": 1, "samples": 4}
 
@@ -61,9 +71,26 @@ def test_1d_regression_draws_the_bands(tmp_path, capsys):
     code = cli.main(["compare", "--dataset", "gap", "--methods", "map,hmc", *TINY, "--out", str(tmp_path)])
     assert code == 0
     header = capsys.readouterr().out.splitlines()[0].split()
-    assert header == ["method", "train_seconds", "predict_seconds", "compile_seconds", "rmse", "nll", "gaussian_nll"]
+    assert header == ["method", "train_seconds", "predict_seconds", "compile_seconds", "rmse", "nll", "gaussian_nll",
+                      "conformal_width", "conformal_coverage", "prior_precision"]
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["budgets"]["hmc"] == {"steps": 12, "members": 1, "samples": 4}
-    assert all(math.isfinite(v) for row in results["results"] for k, v in row.items() if k != "method")
+    assert all(math.isfinite(v) for row in results["results"] for k, v in row.items()
+               if k not in ("method", "prior_precision"))
+    assert all(row["conformal_width"] > 0 for row in results["results"])
     assert (tmp_path / "bands.png").stat().st_size > 1000
     assert not list(tmp_path.glob("reliability*.png"))
+
+
+@pytest.mark.parametrize("laplace_prior", ["untuned", "evidence"])
+def test_the_untuned_and_evidence_rows_stay_and_no_split_turns_calibration_off(tmp_path, laplace_prior):
+    config = compare.CompareConfig(dataset="iris", methods=("map", "laplace_diag"), hidden=(8,), steps=50, samples=4,
+                                   prior_scale=0.5, validation_fraction=0, laplace_prior=laplace_prior)
+    rows = compare.run_compare(config, tmp_path, progress=False)
+    assert not any(name.startswith(("ts_", "conformal_")) for name in rows[0])
+    precision = rows[1]["prior_precision"]
+    if laplace_prior == "untuned":
+        assert precision == 1 / 0.5**2
+    else:  # the evidence's maximum moved away from the prior's 4 (a 50-step MAP of 8 hidden units)
+        assert precision > 0 and abs(math.log(precision / 4.0)) > 0.1
+    assert json.loads((tmp_path / "results.json").read_text())["config"]["laplace_prior"] == laplace_prior
