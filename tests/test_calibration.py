@@ -142,6 +142,17 @@ def test_a_regression_predictive_and_the_dispatcher():
                       bj.calibration.ConformalSets)
 
 
+def test_a_temperature_on_the_search_bound_is_reported():
+    logits = 5.0 * jax.nn.one_hot(jnp.arange(20) % 4, 4)  # every validation point right: NLL falls as T -> 0
+    with pytest.warns(UserWarning, match="least at the search bound T=0.01"):
+        temperature = bj.calibration.temperature_scale(logits, jnp.arange(20) % 4)
+    assert float(temperature) == pytest.approx(0.01)
+    logits, labels = classification_data(jax.random.key(7), (500,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bj.calibration.temperature_scale(logits, labels)  # an interior minimum: no warning
+
+
 def test_a_calibration_split_too_small_for_alpha_gives_everything_with_a_warning():
     logits, labels = classification_data(jax.random.key(6), (8,))
     with pytest.warns(UserWarning, match="alpha=0.1 needs at least 9 calibration points, got 8"):
