@@ -160,10 +160,7 @@ def temperature_scale(logits_val, y_val, *, bounds: tuple[float, float] = (0.01,
       logits_val: validation logits or log-probabilities ``[N, C]``, or a
         :class:`~bayesjax.predictive.ClassificationPredictive`.
       y_val: integer validation labels ``[N]``.
-      bounds: the search interval ``(T_min, T_max)``; the result is clipped
-        to it, with a warning when it lands on a bound (the minimum lies
-        beyond it: e.g. a validation split classified without error, whose
-        NLL falls all the way to T -> 0).
+      bounds: the search interval ``(T_min, T_max)``; a result clipped to it is warned of.
 
     Returns:
       The temperature, a scalar array.
@@ -186,14 +183,10 @@ def temperature_scale(logits_val, y_val, *, bounds: tuple[float, float] = (0.01,
     if len(bounds) != 2 or not 0 < bounds[0] < bounds[1] < math.inf:
         raise ValueError(f"temperature_scale: bounds must be (T_min, T_max), 0 < T_min < T_max < inf, got {bounds!r}")
     dtype = jnp.promote_types(logits.dtype, jnp.float32)
-    temperature = _fit_temperature(logits.astype(dtype), y, jnp.asarray(bounds[0], dtype),
-                                   jnp.asarray(bounds[1], dtype))
-    value = concrete(temperature)
-    if value is not None and np.any(np.isclose(float(value), bounds, rtol=1e-4)):
-        warnings.warn(f"temperature_scale: the validation NLL is least at the search bound T={float(value):g} "
-                      "(sharpening keeps helping when the validation points are all classified correctly, as "
-                      "on a small or easy split): the temperature is not identified; use more validation data "
-                      "or wider bounds", stacklevel=2)
+    temperature = _fit_temperature(logits.astype(dtype), y, *(jnp.asarray(b, dtype) for b in bounds))
+    if concrete(temperature) is not None and np.any(np.isclose(float(temperature), bounds, rtol=1e-4)):
+        warnings.warn(f"temperature_scale: the validation NLL is least at the search bound T={float(temperature):g} "
+                      "(e.g. every validation point classified right): the temperature is not identified", stacklevel=2)
     return temperature
 
 
