@@ -63,7 +63,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from typing import Callable, NamedTuple
 
 import jax
@@ -76,7 +75,9 @@ from bayesjax.base import Algorithm, MemberBatches, cached_builder
 from bayesjax.targeting import targeting
 from bayesjax.checks import check_int, check_positive
 from bayesjax.inference import swag
-from bayesjax.likelihoods import REGRESSION, Likelihood
+from bayesjax.inference.member_targets import (anchored_prior, bootstrap_weights, example_ids, split_data_key,
+                                               target_noise_of, weighted_likelihood)
+from bayesjax.likelihoods import REGRESSION
 from bayesjax.logjoint import LogJoint
 from bayesjax.priors import Prior
 from bayesjax.types import Array, Batch, Params, PRNGKey, State
@@ -111,60 +112,6 @@ class EnsembleState(NamedTuple):
     data_keys: Array | None
 
 
-# --------------------------------------------------------------------------- #
-# Per-example randomness that does not depend on the batch an example is in
-# --------------------------------------------------------------------------- #
-def _fmix32(h: Array) -> Array:
-    """MurmurHash3's 32-bit finalizer: a bijective avalanche mix of uint32."""
-    h = h ^ (h >> 16)
-    h = h * jnp.uint32(0x85EBCA6B)
-    h = h ^ (h >> 13)
-    h = h * jnp.uint32(0xC2B2AE35)
-    return h ^ (h >> 16)
-
-
-def _as_words(leaf: Array) -> Array:
-    """A ``[B, ...]`` array's raw bits as uint32 words ``[B, W]``."""
-    leaf = jnp.asarray(leaf)
-    batch = leaf.shape[0]
-    if leaf.dtype == jnp.bool_:
-        return leaf.astype(jnp.uint32).reshape(batch, -1)
-    size = leaf.dtype.itemsize
-    if size < 4:
-        words = jax.lax.bitcast_convert_type(leaf, {1: jnp.uint8, 2: jnp.uint16}[size]).astype(jnp.uint32)
-    else:
-        words = jax.lax.bitcast_convert_type(leaf, jnp.uint32)  # 8-byte items gain a trailing axis of 2
-    return words.reshape(batch, -1)
-
-
-def example_ids(batch: Batch) -> Array:
-    """A 32-bit hash of each example's contents, ``[B]`` uint32.
-
-    Every array of the batch (inputs and targets) contributes its raw bits, so
-    an example gets the same id in whatever minibatch it appears.
-    """
-    words = jnp.concatenate([_as_words(leaf) for leaf in jax.tree.leaves(batch)], axis=1)
-    salts = _fmix32(jnp.arange(words.shape[1], dtype=jnp.uint32) + jnp.uint32(0x9E3779B9))
-    return _fmix32(jnp.sum(_fmix32(words ^ salts), axis=1, dtype=jnp.uint32))
-
-
-_POISSON_CDF = np.cumsum([math.exp(-1.0) / math.factorial(k) for k in range(20)])
-
-
-def bootstrap_weights(key: PRNGKey, ids: Array, kind: str = "poisson") -> Array:
-    """One member's fixed example weights, ``[B]``: Poisson(1) or Exp(1) draws keyed by example id."""
-    uniforms = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(key, i)))(ids)
-    if kind == "poisson":  # inverse CDF, truncated where the tail is below 1e-18
-        return jnp.sum(uniforms[:, None] > jnp.asarray(_POISSON_CDF, uniforms.dtype), axis=1).astype(uniforms.dtype)
-    return -jnp.log1p(-uniforms)  # Exp(1)
-
-
-def _split_data_key(data_key: Array) -> tuple[PRNGKey, PRNGKey]:
-    """A member's stored key data -> (target-noise key, bootstrap-weight key)."""
-    noise_key, weight_key = jax.random.split(jax.random.wrap_key_data(data_key))
-    return noise_key, weight_key
-
-
 def member_weights(state: "EnsembleState", batch: Batch, bootstrap: str = "poisson") -> Array:
     """Each member's bootstrap weights of the examples in ``batch``, ``[M, B]``.
 
@@ -179,28 +126,7 @@ def member_weights(state: "EnsembleState", batch: Batch, bootstrap: str = "poiss
     if state.data_keys is None:
         raise ValueError("this ensemble was built without bootstrap (or target noise): it has no example weights")
     ids = example_ids(batch)
-    return jax.vmap(lambda k: bootstrap_weights(_split_data_key(k)[1], ids, bootstrap))(state.data_keys)
-
-
-def _target_noise(key: PRNGKey, ids: Array, dtype) -> Array:
-    return jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i), (), dtype))(ids)
-
-
-def _weighted(likelihood: Likelihood) -> Likelihood:
-    """The likelihood reading targets ``(y, w)``: log p(y | f) times the weight w."""
-    return likelihood._replace(
-        name=f"weighted_{likelihood.name}",
-        log_prob=lambda outputs, yw: yw[1] * likelihood.log_prob(outputs, yw[0]),
-    )
-
-
-def _anchored(prior: Prior, anchor: Params) -> Prior:
-    """The prior shifted to ``anchor``: log p(theta - anchor), draws anchor + theta."""
-    return Prior(
-        log_prob=lambda params: prior.log_prob(jax.tree.map(jnp.subtract, params, anchor)),
-        sample=lambda key, like: jax.tree.map(jnp.add, prior.sample(key, like), anchor),
-        stddev=prior.stddev,
-    )
+    return jax.vmap(lambda k: bootstrap_weights(split_data_key(k)[1], ids, bootstrap))(state.data_keys)
 
 
 # --------------------------------------------------------------------------- #
@@ -365,14 +291,14 @@ def build(
             return algorithm.step(key, state, batch)
         x, y = batch
         if data_key is not None:
-            noise_key, weight_key = _split_data_key(data_key)
+            noise_key, weight_key = split_data_key(data_key)
         if target_noise is not None:
-            y = y + target_noise * _target_noise(noise_key, ids, y.dtype)
+            y = y + target_noise * target_noise_of(noise_key, ids, y.dtype)
         if anchored:
-            log_joint = dataclasses.replace(log_joint, prior=_anchored(log_joint.prior, anchor))
+            log_joint = dataclasses.replace(log_joint, prior=anchored_prior(log_joint.prior, anchor))
         if bootstrap:
             weights = bootstrap_weights(weight_key, ids, bootstrap).astype(jnp.result_type(float))
-            log_joint = dataclasses.replace(log_joint, likelihood=_weighted(log_joint.likelihood))
+            log_joint = dataclasses.replace(log_joint, likelihood=weighted_likelihood(log_joint.likelihood))
             y = (y, weights)
         return algorithm.retarget(log_joint).step(key, state, (x, y))
 

@@ -22,18 +22,12 @@ from __future__ import annotations
 
 import math
 
-import jax
-import jax.numpy as jnp
-
 from bayesjax import calibration, metrics
 from bayesjax.predictive import ClassificationPredictive
+from bayesjax.trees import all_finite
 
 CLASSIFICATION_COLUMNS = ("ts_temperature", "ts_ece", "conformal_size", "conformal_coverage")
 REGRESSION_COLUMNS = ("conformal_width", "conformal_coverage")
-
-
-def _finite(pred) -> bool:
-    return all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree.leaves(pred))
 
 
 def calibrate(pred_val, y_val, pred_test, y_test, *, alpha: float, y_std: float = 1.0) -> dict[str, float]:
@@ -52,7 +46,7 @@ def calibrate(pred_val, y_val, pred_test, y_test, *, alpha: float, y_std: float 
     """
     classification = isinstance(pred_test, ClassificationPredictive)
     columns = CLASSIFICATION_COLUMNS if classification else REGRESSION_COLUMNS
-    if not (_finite(pred_val) and _finite(pred_test)):
+    if not (all_finite(pred_val) and all_finite(pred_test)):
         return dict.fromkeys(columns, math.nan)
     if not classification:
         intervals = calibration.conformal_intervals(pred_val, y_val, pred_test, y_test, alpha=alpha)

@@ -143,7 +143,7 @@ def hold_out(dataset: Dataset, fraction: float, key: PRNGKey) -> tuple[Dataset, 
     if not 1 <= num_val < num_data:
         raise ValueError(f"validation_fraction={fraction} of {num_data} training examples leaves {num_val} for "
                          f"validation and {num_data - num_val} for training; both need at least one")
-    order = np.random.default_rng(np.asarray(jax.random.key_data(key))).permutation(num_data)
+    order = np.asarray(jax.random.permutation(key, num_data))
     val, train = np.sort(order[:num_val]), np.sort(order[num_val:])
     rest = dataset._replace(x_train=dataset.x_train[train], y_train=dataset.y_train[train])
     return rest, (dataset.x_train[val], dataset.y_train[val])
