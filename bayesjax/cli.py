@@ -141,8 +141,9 @@ def sweep_command(args) -> list[dict]:
     """Runs the sweep for each augmentation setting; writes tables and the figure.
 
     Returns the printed table's rows: the metrics (NaN in a cell where a
-    chain or fit diverged, as in the files), two honest-temperature checks
-    and the diverged chains.
+    chain or fit diverged, as in the files), the Laplace prior precision used
+    (NaN for the other methods), two honest-temperature checks and the
+    diverged chains.
     """
     from bayesjax.experiments import plots, sweep
 
@@ -158,6 +159,7 @@ def sweep_command(args) -> list[dict]:
             burnin=args.burnin if args.burnin is not None else args.steps // 2, thin=args.thin,
             num_predictive_samples=args.samples, prior_scale=args.prior_scale, ood=args.ood, split=args.split,
             data_root=args.data_root, learning_rate=args.learning_rate, laplace_predictive=args.laplace_predictive,
+            laplace_prior=args.laplace_prior, validation_fraction=args.validation_fraction,
         ).validate()
         for augment in settings
     }
@@ -166,8 +168,8 @@ def sweep_command(args) -> list[dict]:
     rows = [{"setting": name, **record} for name, records in results.items() for record in records]
     sweep.write_results(rows, configs, args.out)
     plots.sweep_curves(results, pathlib.Path(args.out) / "sweep.png")
-    columns = ("setting", "temperature", "seed", *sweep.METRICS, "grad_noise_ratio", "configurational_temperature",
-               "diverged_chains")
+    columns = ("setting", "temperature", "seed", *sweep.METRICS, "prior_precision", "grad_noise_ratio",
+               "configurational_temperature", "diverged_chains")
     return [{k: r[k] for k in columns} for r in rows]
 
 
@@ -198,9 +200,10 @@ def _preset_defaults(argv: list[str] | None) -> dict:
 
 
 def _compare_parser(commands) -> None:
-    from bayesjax.experiments.compare.config import HMC_MAX_PARAMS, LAPLACE_PRIORS, VALIDATION_FRACTION
+    from bayesjax.experiments.compare.config import HMC_MAX_PARAMS
     from bayesjax.experiments.ood import OOD_SHIFTS
     from bayesjax.experiments.recipes import METHODS, describe_methods
+    from bayesjax.experiments.validation import LAPLACE_PRIORS, VALIDATION_FRACTION
 
     cmp = commands.add_parser(
         "compare", help="train and evaluate every method on one data set", formatter_class=HelpFormatter,
@@ -262,6 +265,7 @@ def _sweep_parser(commands, defaults: dict) -> None:
     from bayesjax.experiments.ood import OOD_SHIFTS
     from bayesjax.experiments.sweep.config import LAPLACE_PREDICTIVES, LIKELIHOODS, METHODS, PRIORS, WENZEL_TEMPERATURES
     from bayesjax.experiments.sweep.presets import PRESETS
+    from bayesjax.experiments.validation import LAPLACE_PRIORS, VALIDATION_FRACTION
     from bayesjax.logjoint import TEMPERINGS
 
     swp = commands.add_parser("sweep", help="cold-posterior temperature x seed sweep", formatter_class=HelpFormatter,
@@ -312,6 +316,12 @@ def _sweep_parser(commands, defaults: dict) -> None:
     method.add_argument("--learning-rate", type=positive, default=1e-3, help="Adam's (VI, and the MAP under Laplace)")
     method.add_argument("--laplace-predictive", choices=LAPLACE_PREDICTIVES, default="glm",
                         help="Laplace: linearized (probit) or Monte Carlo weight-space predictive")
+    method.add_argument("--laplace-prior", choices=LAPLACE_PRIORS, default="untuned",
+                        help="Laplace prior precision, per cell: the prior's own, the evidence's maximum, or the "
+                             "grid value of least validation NLL (the prior_precision column)")
+    method.add_argument("--validation-fraction", type=fraction, default=VALIDATION_FRACTION,
+                        help="--laplace-prior validation: share of the training split held out (every cell trains "
+                             "on the rest)")
     grid = swp.add_argument_group("grid")
     grid.add_argument("--temperatures", type=listed(positive, aliases={"wenzel": WENZEL_TEMPERATURES}),
                       default="wenzel", metavar="T,T,...",

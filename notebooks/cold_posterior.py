@@ -27,6 +27,11 @@
 # `bayesjax sweep --dataset digits --method sgld --augment both --out results/sweep`;
 # the research runs are the Fashion-MNIST presets,
 # `bayesjax sweep --preset fmnist-mlp` (and `fmnist-cnn`, a GPU-sized job).
+# `bayesjax sweep --help` lists every option with its default, among them
+# `--laplace-prior evidence|validation` (and `--validation-fraction`), which
+# tunes the Laplace methods' prior precision in each cell at its temperature
+# in place of the prior's own (`SweepConfig.laplace_prior`; the records'
+# `prior_precision` says which value each cell used).
 
 # %%
 import tempfile

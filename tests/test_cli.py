@@ -66,6 +66,8 @@ BAD_VALUES = [
     (["sweep", "--tempering", "prior"], "argument --tempering: invalid choice"),
     (["sweep", "--ood", "blur"], "argument --ood: invalid choice"),
     (["sweep", "--laplace-predictive", "exact"], "argument --laplace-predictive: invalid choice"),
+    (["sweep", "--laplace-prior", "marglik"], "argument --laplace-prior: invalid choice"),
+    (["sweep", "--validation-fraction", "1"], "argument --validation-fraction: must be in [0, 1)"),
     (["sweep", "--preset", "mnist"], "argument --preset: invalid choice"),
     (["compare", "--seed", "-1"], "argument --seed: must be an integer in [0, 4294967296)"),
     (["compare", "--seed", "4294967296"], "argument --seed: must be an integer in [0, 4294967296)"),
@@ -135,6 +137,9 @@ def test_importing_the_command_and_building_its_parser_leave_the_host_split_to_i
     (["--method", "laplace_kfac", "--model", "cnn"], "supports"),
     (["--method", "sgld", "--layerwise-preconditioner"], "layerwise preconditioner"),
     (["--steps", "40", "--burnin", "35"], "no position would be kept"),
+    (["--method", "laplace_diag", "--laplace-prior", "validation", "--validation-fraction", "0"],
+     "laplace_prior='validation' needs a validation split: validation_fraction > 0"),
+    (["--laplace-prior", "evidence"], "applies to the laplace methods"),
 ])
 def test_sweep_settings_that_do_not_fit_together_fail_clearly_without_writing(tmp_path, capsys, args, message):
     out = tmp_path / "results"

@@ -33,10 +33,11 @@ short-budget reference, not Izmailov et al.'s: read agreement and total
 variation as closeness to this reference.
 
 One concept per file: :mod:`.config` (the settings and budgets),
-:mod:`.problem` (what every method shares, the validation split), :mod:`.fit`
-(one method's fit), :mod:`.calibrate` (post-hoc calibration),
-:mod:`.stopwatch` (compile-free timing), :mod:`.driver` (:func:`run_compare`),
-:mod:`.results` (the files written).
+:mod:`.problem` (what every method shares, the validation split of
+:mod:`bayesjax.experiments.validation`), :mod:`.fit` (one method's fit),
+:mod:`.calibrate` (post-hoc calibration), :mod:`.stopwatch` (compile-free
+timing), :mod:`.driver` (:func:`run_compare`), :mod:`.results` (the files
+written).
 
 Example:
   >>> config = CompareConfig(dataset="iris", methods=("map", "sgld", "hmc"), steps=500)

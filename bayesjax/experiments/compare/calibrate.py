@@ -1,6 +1,6 @@
 """A method's predictive calibrated post hoc on the validation split, scored on the test split.
 
-With the validation split of :func:`~bayesjax.experiments.compare.problem.hold_out`
+With the validation split of :func:`~bayesjax.experiments.validation.hold_out`
 (which no method trained on), every method's predictive gets the same two
 recalibrations of :mod:`bayesjax.calibration`:
 

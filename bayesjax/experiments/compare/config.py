@@ -6,15 +6,10 @@ import dataclasses
 from bayesjax.checks import check_int, check_positive
 from bayesjax.experiments.ood import OOD_SHIFTS
 from bayesjax.experiments.recipes import METHODS, Budget
+from bayesjax.experiments.validation import VALIDATION_FRACTION, check_laplace_prior
 
 HMC_MAX_PARAMS = 10_000
 """Largest model (weights) for the full-batch HMC reference by default; the digits MLP 50-50 has 6,310."""
-VALIDATION_FRACTION = 0.1
-"""Share of the training split held out for validation by default (methods train on the rest)."""
-LAPLACE_PRIORS = ("untuned", "evidence", "validation")
-"""How the Laplace methods set their prior precision: the prior's own ``1 / prior_scale^2``, the
-Laplace evidence's maximum (``optimize_prior_precision()``), or the grid value of least validation NLL
-(:func:`bayesjax.inference.laplace.gridsearch.tune_prior_precision`)."""
 CONFORMAL_ALPHA = 0.1
 """Miscoverage of the split-conformal sets and intervals: 90% coverage."""
 
@@ -33,11 +28,12 @@ class CompareConfig:
     key, the same for every method) is held out: every method then trains on
     the remaining examples, the Laplace methods tune their prior precision on
     it when ``laplace_prior`` is ``"validation"`` (one of
-    :data:`LAPLACE_PRIORS`; ``None``: ``"validation"`` when there is a
-    validation split, else ``"untuned"``), and every method's predictive is
-    calibrated on it (temperature scaling, split-conformal sets or intervals
-    at :data:`CONFORMAL_ALPHA`). ``validation_fraction=0`` trains on the whole
-    training split and turns both off.
+    :data:`~bayesjax.experiments.validation.LAPLACE_PRIORS`; ``None``:
+    ``"validation"`` when there is a validation split, else ``"untuned"``),
+    and every method's predictive is calibrated on it (temperature scaling,
+    split-conformal sets or intervals at :data:`CONFORMAL_ALPHA`).
+    ``validation_fraction=0`` trains on the whole training split and turns
+    both off.
     """
 
     dataset: str = "digits"
@@ -74,13 +70,7 @@ class CompareConfig:
             raise ValueError(f"model must be 'mlp' or 'cnn', got {self.model!r}")
         if self.laplace_predictive not in ("glm", "mc"):
             raise ValueError(f"laplace_predictive must be 'glm' or 'mc', got {self.laplace_predictive!r}")
-        if self.laplace_prior is not None and self.laplace_prior not in LAPLACE_PRIORS:
-            raise ValueError(f"laplace_prior must be one of {LAPLACE_PRIORS}, got {self.laplace_prior!r}")
-        fraction = self.validation_fraction
-        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction < 1:
-            raise ValueError(f"validation_fraction must be a number in [0, 1), got {fraction!r}")
-        if fraction == 0 and self.laplace_prior == "validation":
-            raise ValueError("laplace_prior='validation' needs a validation split: validation_fraction > 0")
+        check_laplace_prior(self.laplace_prior, self.validation_fraction, automatic=True)
         if self.ood is not None and self.ood not in OOD_SHIFTS:
             raise ValueError(f"ood must be one of {OOD_SHIFTS}, got {self.ood!r}")
         if self.steps is not None:

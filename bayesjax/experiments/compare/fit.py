@@ -4,9 +4,9 @@ A recipe's ``kind`` says how (:data:`bayesjax.experiments.recipes.KINDS`): a
 single run from the shared initialization, an ensemble or Markov chains from
 independent initializations (split over the devices present), or a Laplace
 posterior at the MAP's fit, its prior precision set as the configuration's
-``laplace_prior`` says (:func:`tune_prior`: for ``"validation"``, the grid value
-whose GLM probit predictive has the least NLL on the validation split, also
-when ``laplace_predictive="mc"``).
+``laplace_prior`` says (:func:`~bayesjax.experiments.validation.tune_prior`:
+for ``"validation"``, the grid value whose GLM probit predictive has the least
+NLL on the validation split, also when ``laplace_predictive="mc"``).
 """
 from __future__ import annotations
 
@@ -14,21 +14,18 @@ import math
 from typing import Callable, NamedTuple
 
 import jax
-import jax.numpy as jnp
 
 from bayesjax import sharding
 from bayesjax.base import Algorithm
 from bayesjax.driver.posterior import Posterior
 from bayesjax.experiments.compare.problem import Problem
 from bayesjax.experiments.recipes import CYCLES, SGHMC_FRICTION, Budget, Recipe, Settings
+from bayesjax.experiments.validation import tune_prior
 from bayesjax.inference import ensemble
 from bayesjax.inference.laplace import laplace
 from bayesjax.inference.laplace.glm import predictive_glm
-from bayesjax.inference.laplace.gridsearch import tune_prior_precision
-from bayesjax.inference.laplace.marglik import optimize_prior_precision
-from bayesjax.inference.laplace.posterior import PosteriorData
 from bayesjax.run import run
-from bayesjax.types import Array, PRNGKey
+from bayesjax.types import PRNGKey
 
 SWAG_RATE = 0.05
 """Per-example learning rate of SWAG's SGD (see :meth:`Problem.rate`)."""
@@ -94,42 +91,6 @@ def _draws(problem: Problem, algorithm: Algorithm, key: PRNGKey, budget: Budget,
     run_key, sample_key = jax.random.split(key)
     posterior = _run(problem, algorithm, run_key, budget, **run_kwargs)
     return Fitted(problem.predict_draws, posterior.sample(sample_key, budget.samples))
-
-
-def tune_prior(post: PosteriorData, tuning: str, validation: tuple | None = None) -> tuple[PosteriorData, Array]:
-    """A Laplace posterior at the prior precision ``tuning`` asks for, and that precision (jittable).
-
-    The MAP and the curvature stay; only the prior precision changes, to one
-    value for every Bayesian weight unless untuned:
-
-    * ``"untuned"``: the posterior as it is (its first leaf's precision is reported).
-    * ``"evidence"``: the maximum of the Laplace evidence (MacKay 1992;
-      :func:`~bayesjax.inference.laplace.marglik.optimize_prior_precision`).
-    * ``"validation"``: the value of
-      :data:`~bayesjax.inference.laplace.gridsearch.DEFAULT_GRID` whose GLM
-      predictive (probit link) has the lowest NLL on ``validation``
-      (:func:`~bayesjax.inference.laplace.gridsearch.tune_prior_precision`).
-
-    Args:
-      post: the Laplace posterior.
-      tuning: one of :data:`~bayesjax.experiments.compare.config.LAPLACE_PRIORS`.
-      validation: ``(x_val, y_val)``, examples the MAP and the curvature did
-        not see; required for ``"validation"``.
-
-    Returns:
-      ``(posterior, prior_precision)``, the precision a scalar.
-
-    Raises:
-      ValueError: ``"validation"`` without validation data.
-    """
-    if tuning == "validation":
-        if validation is None:
-            raise ValueError("prior tuning 'validation' needs validation data (x_val, y_val)")
-        search = tune_prior_precision(post, *validation)
-        return search.posterior, search.prior_precision
-    if tuning == "evidence":
-        post = optimize_prior_precision(post)
-    return post, jnp.reshape(jax.tree.leaves(post.prior_precision)[0], (-1,))[0]
 
 
 def _laplace(problem: Problem, recipe: Recipe, budget: Budget, key: PRNGKey, base: Fitted) -> Fitted:

@@ -1,7 +1,7 @@
 """What every method of a comparison shares (:class:`Problem`), and :func:`setup`, which builds it.
 
-:func:`hold_out` carves the validation split out of the training split; the
-methods train on the rest.
+:func:`~bayesjax.experiments.validation.hold_out` carves the validation split
+out of the training split; the methods train on the rest.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from bayesjax.data import Dataset
 from bayesjax.experiments.compare.config import CompareConfig
 from bayesjax.experiments.ood import default_shift, ood_inputs
 from bayesjax.experiments.recipes import METHODS, Recipe
+from bayesjax.experiments.validation import hold_out
 from bayesjax.logjoint import LogJoint, log_joint
 from bayesjax.predictive import predictive
 from bayesjax.trees import num_params
@@ -41,7 +42,8 @@ class Problem(NamedTuple):
       params: ``() -> params``, the shared initialization of single runs (MAP, VI, SWAG),
         computed on first use.
       key: root of the methods' keys (:meth:`Problem.method_key`).
-      validation: ``(x_val, y_val)`` held out of the training split (:func:`hold_out`), or ``None``.
+      validation: ``(x_val, y_val)`` held out of the training split
+        (:func:`~bayesjax.experiments.validation.hold_out`), or ``None``.
     """
 
     config: CompareConfig
@@ -120,33 +122,6 @@ def unavailable(problem: Problem, recipe: Recipe) -> str | None:
     if recipe.full_batch and problem.num_params > limit:
         return f"the model has {problem.num_params:,} weights, more than the HMC limit {limit:,} (--hmc-max-params)"
     return None
-
-
-def hold_out(dataset: Dataset, fraction: float, key: PRNGKey) -> tuple[Dataset, tuple | None]:
-    """Splits ``round(fraction * N)`` training examples off as the validation split.
-
-    The examples are drawn uniformly without replacement by ``key`` (the same
-    for every method of a run); both parts keep the training order. The data
-    stay standardized with the whole training split's statistics.
-
-    Returns:
-      ``(dataset, validation)``: the data set whose training split is the
-      rest, and ``(x_val, y_val)``; ``(dataset, None)`` for ``fraction=0``.
-
-    Raises:
-      ValueError: when the validation or the training part would be empty.
-    """
-    if fraction == 0:
-        return dataset, None
-    num_data = len(dataset.y_train)
-    num_val = round(fraction * num_data)
-    if not 1 <= num_val < num_data:
-        raise ValueError(f"validation_fraction={fraction} of {num_data} training examples leaves {num_val} for "
-                         f"validation and {num_data - num_val} for training; both need at least one")
-    order = np.asarray(jax.random.permutation(key, num_data))
-    val, train = np.sort(order[:num_val]), np.sort(order[num_val:])
-    rest = dataset._replace(x_train=dataset.x_train[train], y_train=dataset.y_train[train])
-    return rest, (dataset.x_train[val], dataset.y_train[val])
 
 
 def setup(config: CompareConfig) -> tuple[Problem, list[str], dict[str, str]]:

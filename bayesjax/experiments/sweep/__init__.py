@@ -22,6 +22,13 @@ sampled (Wenzel et al. 2020, Sec. 4): the ratio of minibatch-gradient noise to
 injected noise, and configurational / kinetic temperature estimates
 (:mod:`.temperature`); for VI and Laplace they are NaN.
 
+Each Laplace cell records the prior precision it used (``prior_precision``;
+NaN for the other methods): the prior's own by default, or, with
+``laplace_prior``, the Laplace evidence's maximum or the grid value of least
+validation NLL at the cell's temperature, on ``validation_fraction`` of the
+training split held out (:mod:`bayesjax.experiments.validation`; every cell
+then trains on the rest).
+
 One concept per file: :mod:`.config` (what defines the numbers, the methods
 a sweep runs), :mod:`.methods` (how a cell runs a method with a traced
 temperature), :mod:`.temperature` (honest-temperature checks), :mod:`.cells`
@@ -35,7 +42,7 @@ Example:
   >>> records = sweep.run_sweep(config, "results/sweep")  # doctest: +SKIP
 """
 from bayesjax.experiments.ood import OOD_SHIFTS, ood_inputs
-from bayesjax.experiments.sweep.cells import DIAGNOSTICS, METRICS, evaluate, run_chunk
+from bayesjax.experiments.sweep.cells import COLUMNS, DIAGNOSTICS, METRICS, evaluate, run_chunk
 from bayesjax.experiments.sweep.config import (
     LAPLACE_PREDICTIVES,
     LIKELIHOODS,
@@ -52,6 +59,7 @@ from bayesjax.experiments.sweep.temperature import (
 )
 
 __all__ = [
+    "COLUMNS",
     "DIAGNOSTICS",
     "LAPLACE_PREDICTIVES",
     "LIKELIHOODS",

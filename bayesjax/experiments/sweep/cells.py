@@ -19,6 +19,9 @@ from bayesjax.trees import all_finite
 
 METRICS = ("accuracy", "nll", "ece", "brier", "ood_auroc")
 DIAGNOSTICS = CHECKS + ("diverged_chains", "diverged_at")
+COLUMNS = METRICS + ("prior_precision",) + DIAGNOSTICS
+"""What a cell records, in table order: its metrics, the Laplace prior precision it used (NaN for the
+other methods), its diagnostics."""
 
 
 class Setup(NamedTuple):
@@ -68,11 +71,14 @@ def divergence(states) -> tuple[jax.Array, jax.Array]:
     return jnp.sum(diverged), jnp.where(jnp.any(diverged), 0, -1)
 
 
-def cell(setup: Setup, temperature, seed, x, y, x_test, y_test, x_ood, bar_id) -> dict:
-    """One grid cell end to end: traced temperature and seed, static everything else.
+def train(setup: Setup, temperature, run_key, x, y, bar_id) -> tuple:
+    """A cell's run of its method on ``(x, y)`` at a traced temperature (chain k: ``fold_in(run_key, k)``,
+    as :func:`bayesjax.run`).
 
-    Keys: ``split(key(seed), 3)`` for the run (chain k: ``fold_in(run_key, k)``,
-    as :func:`bayesjax.run`), the predictive draws and the checks.
+    Returns:
+      ``(lj, algorithm, states, info)``: the cell's tempered log-joint, the
+      algorithm with its sample buffer (chains), the final states and the
+      per-step infos, both with a leading chain (or fit) axis.
     """
     c = setup.config
     recipe = METHODS[c.method]
@@ -81,7 +87,6 @@ def cell(setup: Setup, temperature, seed, x, y, x_test, y_test, x_ood, bar_id) -
     lj = log_joint(setup.model, prior_of(c), lik, setup.num_data,
                    temperature=temperature, tempering=c.tempering)
     algorithm = recipe.build(lj, settings(lj, c))
-    run_key, sample_key, check_key = jax.random.split(jax.random.key(seed), 3)
     buffer = (c.num_predictive_samples, c.burnin, c.thin) if chains else None
     if c.epochs_per_cycle is not None:  # one draw at the end of every cycle
         buffer = (c.num_predictive_samples, 0, c.cycles(setup.num_data)[1])
@@ -89,19 +94,38 @@ def cell(setup: Setup, temperature, seed, x, y, x_test, y_test, x_ood, bar_id) -
                        init_fn=lambda k: setup.model.init(k, x[:1]), augment=setup.augment,
                        progress_every=setup.progress_every)
     states, info = run_chains(algorithm, config, run_key, None, x, y, bar_id)
-    algorithm = buffered(algorithm, config)
+    return lj, buffered(algorithm, config), states, info
+
+
+def cell(setup: Setup, temperature, seed, x, y, x_test, y_test, x_ood, bar_id, validation=None) -> dict:
+    """One grid cell end to end: traced temperature and seed, static everything else.
+
+    Keys: ``split(key(seed), 3)`` for the run (:func:`train`), the predictive
+    draws and the checks. A Laplace cell sets its prior precision as
+    ``config.laplace_prior`` says, tuned on ``validation`` (``(x_val, y_val)``
+    held out of ``(x, y)``) for ``"validation"``
+    (:func:`~bayesjax.experiments.sweep.methods.predict_laplace`).
+    """
+    c = setup.config
+    recipe = METHODS[c.method]
+    run_key, sample_key, check_key = jax.random.split(jax.random.key(seed), 3)
+    lj, algorithm, states, info = train(setup, temperature, run_key, x, y, bar_id)
     inputs = (x_test, x_ood)
     if recipe.laplace is not None:
         algorithm, states = laplace_at_map(*recipe.laplace, lj, states, x, y)
-        predictives = predict_laplace(*recipe.laplace, lj, c, states, sample_key, inputs)
+        predictives, prior_precision = predict_laplace(*recipe.laplace, lj, c, states, sample_key, inputs,
+                                                       validation)
     else:
         predictives = predict_from_draws(lj, c, algorithm, states, sample_key, inputs, setup.memory_budget)
+        prior_precision = jnp.nan
     record = evaluate(*predictives, y_test)
-    if chains:
+    nan = jnp.full((), jnp.nan, record["nll"].dtype)
+    record["prior_precision"] = jnp.asarray(prior_precision, nan.dtype)
+    if recipe.kind == "chains":
         record.update(sgmcmc_checks(lj, c, algorithm, states, info, check_key, x, y, momentum=recipe.momentum,
                                     memory_budget=setup.memory_budget))
     else:
-        record.update({name: jnp.full((), jnp.nan, record["nll"].dtype) for name in CHECKS})
+        record.update({name: nan for name in CHECKS})
     num_diverged, record["diverged_at"] = divergence(states)
     # A cell that lost a chain or fit is not a sample of its temperature: its metrics are NaN, never the
     # numbers of whatever the surviving or non-finite parameters happen to predict.
@@ -112,8 +136,11 @@ def cell(setup: Setup, temperature, seed, x, y, x_test, y_test, x_ood, bar_id) -
 
 
 @functools.partial(jax.jit, static_argnums=(0,))
-def run_chunk(setup: Setup, temperatures, seeds, x, y, x_test, y_test, x_ood, bar_id) -> dict:
+def run_chunk(setup: Setup, temperatures, seeds, x, y, x_test, y_test, x_ood, bar_id, validation=None) -> dict:
     """A chunk of cells (leading axis of ``temperatures`` and ``seeds``) in one compiled call: one compile per setup.
+
+    ``validation``: ``(x_val, y_val)``, the examples held out of ``(x, y)``
+    when the Laplace prior is tuned on them (:func:`cell`), else ``None``.
 
     The chunk splits into ``G = gcd(cells, devices)`` groups of consecutive
     cells, as the driver shards its leading axis over ``G`` devices; the
@@ -125,7 +152,7 @@ def run_chunk(setup: Setup, temperatures, seeds, x, y, x_test, y_test, x_ood, ba
     memory. Results do not depend on the grouping.
     """
     def one(temperature, seed):
-        return cell(setup, temperature, seed, x, y, x_test, y_test, x_ood, bar_id)
+        return cell(setup, temperature, seed, x, y, x_test, y_test, x_ood, bar_id, validation)
 
     if not (setup.config.model == "cnn" and jax.default_backend() == "cpu"):
         return jax.vmap(one)(temperatures, seeds)

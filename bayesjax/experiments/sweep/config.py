@@ -9,6 +9,7 @@ from bayesjax import likelihoods, priors
 from bayesjax.checks import check_int, check_positive
 from bayesjax.experiments import outputs, recipes
 from bayesjax.experiments.ood import OOD_SHIFTS
+from bayesjax.experiments.validation import VALIDATION_FRACTION, check_laplace_prior
 from bayesjax.logjoint import TEMPERINGS
 
 WENZEL_TEMPERATURES = tuple(float(10.0**x) for x in np.arange(-4.0, 0.01, 0.25))
@@ -33,6 +34,15 @@ class SweepConfig:
     (weight draws). With ``epochs_per_cycle`` the cyclical methods keep one
     draw at the end of each cycle in place of ``burnin`` and ``thin``. See
     :data:`METHODS`.
+
+    ``laplace_prior`` sets the Laplace methods' prior precision in each cell
+    (one of :data:`~bayesjax.experiments.validation.LAPLACE_PRIORS`, see
+    :func:`~bayesjax.experiments.validation.tune_prior`): ``"untuned"`` (the
+    prior's), ``"evidence"``, or ``"validation"``, for which
+    ``validation_fraction`` of the training split is held out (drawn by
+    ``jax.random.key(split)``, the same examples for every cell) and every
+    cell trains on the rest. ``validation_fraction`` applies to
+    ``"validation"`` only.
     """
 
     dataset: str = "digits"
@@ -56,6 +66,8 @@ class SweepConfig:
     thin: int = 50
     learning_rate: float = 1e-3
     laplace_predictive: str = "glm"
+    laplace_prior: str = "untuned"
+    validation_fraction: float = VALIDATION_FRACTION
     num_predictive_samples: int = 20
     prior: str = "isotropic"
     prior_scale: float = 1.0
@@ -94,6 +106,10 @@ class SweepConfig:
         if self.laplace_predictive not in LAPLACE_PREDICTIVES:
             raise ValueError(f"laplace_predictive must be one of {LAPLACE_PREDICTIVES}, "
                              f"got {self.laplace_predictive!r}")
+        check_laplace_prior(self.laplace_prior, self.validation_fraction)
+        if self.laplace_prior != "untuned" and METHODS[self.method].laplace is None:
+            raise ValueError(f"laplace_prior={self.laplace_prior!r} applies to the Laplace methods "
+                             f"({', '.join(n for n, r in METHODS.items() if r.laplace)}), not {self.method!r}")
         if self.ood not in OOD_SHIFTS:
             raise ValueError(f"ood must be one of {OOD_SHIFTS}, got {self.ood!r}")
         for name in ("num_steps", "batch_size", "num_chains", "thin", "num_predictive_samples", "num_cycles"):
@@ -136,6 +152,15 @@ class SweepConfig:
         return [(float(t), int(s)) for s in self.seeds for t in self.temperatures]
 
     def fingerprint(self) -> str:
-        """Hash of every field but the grid: cells of equal fingerprint are interchangeable."""
-        fields = dataclasses.asdict(self)
-        return outputs.config_hash({k: v for k, v in fields.items() if k not in ("temperatures", "seeds")})
+        """Hash of every field but the grid: cells of equal fingerprint are interchangeable.
+
+        ``laplace_prior`` enters unless ``"untuned"`` and ``validation_fraction``
+        only with ``"validation"``: a sweep that does not tune keeps the
+        fingerprint (and cell names) it had before the two fields existed.
+        """
+        left_out = {"temperatures", "seeds"}
+        if self.laplace_prior == "untuned":
+            left_out.add("laplace_prior")
+        if self.laplace_prior != "validation":
+            left_out.add("validation_fraction")
+        return outputs.config_hash({k: v for k, v in dataclasses.asdict(self).items() if k not in left_out})

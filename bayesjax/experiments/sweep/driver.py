@@ -16,9 +16,10 @@ from bayesjax.checks import check_int
 from bayesjax.driver.posterior import DivergenceError
 from bayesjax.driver.progress import bar
 from bayesjax.experiments.ood import ood_inputs
-from bayesjax.experiments.sweep.cells import DIAGNOSTICS, METRICS, Setup, run_chunk
+from bayesjax.experiments.sweep.cells import COLUMNS, Setup, run_chunk
 from bayesjax.experiments.sweep.config import METHODS, SweepConfig
 from bayesjax.experiments.sweep.store import cell_path, load_cell, write_cell
+from bayesjax.experiments.validation import hold_out
 
 
 def chunk_size(num_cells: int, num_devices: int) -> int:
@@ -28,10 +29,22 @@ def chunk_size(num_cells: int, num_devices: int) -> int:
     return math.ceil(per_chunk / num_devices) * num_devices
 
 
+def load(config: SweepConfig) -> tuple[data.Dataset, tuple | None]:
+    """The sweep's data set and its validation split: ``(dataset, None)``, unless ``laplace_prior`` is
+    ``"validation"``: then ``validation_fraction`` of the training split is held out
+    (:func:`~bayesjax.experiments.validation.hold_out` by ``jax.random.key(split)``, whatever the grid) and
+    the data set's training split is the rest, on which every cell trains.
+    """
+    dataset = data.load(config.dataset, split=config.split, root=config.data_root)
+    if config.laplace_prior != "validation":
+        return dataset, None
+    return hold_out(dataset, config.validation_fraction, jax.random.key(config.split))
+
+
 @functools.lru_cache(maxsize=16)
 def setup_of(config: SweepConfig) -> Setup:
     """The static part of a sweep, cached per configuration (grid excluded) so reruns hit the same compile."""
-    dataset = data.load(config.dataset, split=config.split, root=config.data_root)
+    dataset, _ = load(config)
     small = dataset.x_train.shape[1] <= 8  # 8x8 digits; 28x28 and larger images get the research protocol's
     dropout = METHODS[config.method].dropout
     if config.model == "cnn":
@@ -59,11 +72,13 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, progress: bool = True
         another value is refused (see :func:`resolve_chunk`).
 
     Returns:
-      Records ``{"temperature", "seed", metrics..., diagnostics...}`` in grid order.
+      Records ``{"temperature", "seed", metrics..., "prior_precision", diagnostics...}``
+      (:data:`~bayesjax.experiments.sweep.cells.COLUMNS`) in grid order.
 
     Raises:
-      ValueError: a bad configuration or data set, or a ``cells_per_chunk``
-        other than that of the finished cells in ``out``.
+      ValueError: a bad configuration or data set, a validation split that
+        leaves either part empty, or a ``cells_per_chunk`` other than that of
+        the finished cells in ``out``.
 
     Example:
       >>> from bayesjax.experiments import sweep
@@ -71,7 +86,7 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, progress: bool = True
       >>> records = sweep.run_sweep(config, "results/sweep")  # doctest: +SKIP
     """
     config.validate()
-    dataset = data.load(config.dataset, split=config.split, root=config.data_root)
+    dataset, validation = load(config)
     if dataset.task != "classification":
         raise ValueError(f"sweeps are for classification; {config.dataset!r} is a {dataset.task} data set")
     if config.batch_size > len(dataset.y_train):
@@ -99,12 +114,13 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, progress: bool = True
                 temperatures = place(jnp.asarray([t for t, _ in padded]))
                 seeds = place(jnp.asarray([s for _, s in padded], jnp.uint32))
                 values = jax.device_get(run_chunk(setup, temperatures, seeds, dataset.x_train, dataset.y_train,
-                                                  dataset.x_test, dataset.y_test, x_ood, progress_bar.id))
+                                                  dataset.x_test, dataset.y_test, x_ood, progress_bar.id,
+                                                  validation))
                 written = []
                 for i, (t, s) in enumerate(chunk):
                     record = {"fingerprint": config.fingerprint(), "cells_per_chunk": per_chunk, "temperature": t,
                               "seed": s}
-                    record.update({name: float(values[name][i]) for name in METRICS + DIAGNOSTICS})
+                    record.update({name: float(values[name][i]) for name in COLUMNS})
                     write_cell(cell_path(out, config, t, s), record)
                     written.append(record)
                 _stop_if_diverged(written, config, out)

@@ -34,7 +34,17 @@ really?"), whose temperature T is a traced value, so a grid of T compiles once:
   Delta the Gaussian prior's precision. Its predictive is the linearized (GLM)
   one with the probit link (Immer et al. 2021), as ``bayesjax compare``, or
   the average over weight draws with ``laplace_predictive="mc"``. KFAC over
-  all layers needs dense layers only (``mlp``).
+  all layers needs dense layers only (``mlp``). With ``laplace_prior`` each
+  cell tunes Delta (one value for every weight) at its own T, the MAP and K
+  fixed: the Laplace evidence's maximum (``"evidence"``), or the value of the
+  grid G = {1e-4, ..., 1e4} whose GLM predictive has the least NLL on the n
+  examples held out of the training set (``"validation"``; Daxberger et al.
+  2021, laplace-torch's ``gridsearch``),
+
+      Delta* = argmin_{Delta in G} -1/n sum_i log p(y_i | x_i, D; Delta),
+
+  and records the value used as ``prior_precision``
+  (:mod:`bayesjax.experiments.validation`).
 
 VI and Laplace fit one approximation per cell (``num_chains``, ``burnin`` and
 ``thin`` do not apply); the SG-MCMC diagnostics do not apply to them and are NaN.
@@ -49,6 +59,7 @@ import jax.numpy as jnp
 from bayesjax.chains import pooled_sample
 from bayesjax.experiments.recipes import VI_INIT_SCALE, Settings
 from bayesjax.experiments.sweep.config import SweepConfig
+from bayesjax.experiments.validation import tune_prior
 from bayesjax.inference import laplace
 from bayesjax.inference.laplace.glm import predictive_glm
 from bayesjax.logjoint import LogJoint
@@ -106,26 +117,39 @@ def laplace_at_map(hessian: str, subset: str, lj, states, x, y):
     return algorithm, jax.vmap(fit)(states.params)
 
 
-def predict_laplace(hessian: str, subset: str, lj, config, states, key, inputs) -> tuple:
-    """The GLM predictive (probit link) of the one fit's Laplace posterior, or weight draws (``"mc"``).
+def predict_laplace(hessian: str, subset: str, lj, config, states, key, inputs, validation=None) -> tuple:
+    """The one fit's Laplace posterior, its prior precision set as ``config.laplace_prior`` says, and its
+    GLM predictive (probit link) or weight draws (``"mc"``).
 
-    Both stream over chunks of the inputs sized from the memory budget
+    :func:`~bayesjax.experiments.validation.tune_prior` sets the prior
+    precision ``Delta`` of the cell's tempered posterior, ``P = (K + Delta) / T``
+    or ``K / T + Delta`` at the cell's T: the prior's own (``"untuned"``), the
+    evidence's maximum, or the grid value whose GLM predictive has the least
+    NLL on ``validation`` (``(x_val, y_val)``, held out of the training set),
+    whichever the predictive. Both predictives stream over chunks of the
+    inputs sized from the memory budget
     (:func:`~bayesjax.inference.laplace.glm.predictive_glm`, :func:`predict_from_draws`).
 
     Runs cell by cell under the sweep's vmap (``sequential_vmap``): the KFAC
     factorization's ``eigh`` batched over cells deadlocked jaxlib's CPU thread
     pool (its LAPACK kernel waits on batch tasks queued behind other waiting
     kernels: digits MLP 50-50, 2 or more cells per device).
+
+    Returns:
+      ``(predictives, prior_precision)``: one predictive per input array, and
+      the precision used (a scalar; untuned, the first Bayesian leaf's).
     """
 
     @jax.custom_batching.sequential_vmap
-    def predict(temperature, states, key, inputs):
+    def predict(temperature, states, key, inputs, validation):
         cell_lj = dataclasses.replace(lj, temperature=temperature)  # the algorithm is rebuilt per cell
-        if config.laplace_predictive == "mc":
-            algorithm = laplace.build(cell_lj, hessian, subset=subset)
-            return predict_from_draws(cell_lj, config, algorithm, states, key, inputs)
         post = laplace.from_state(cell_lj, jax.tree.map(lambda leaf: leaf[0], states), hessian, subset=subset)
+        post, precision = tune_prior(post, config.laplace_prior, validation)
+        if config.laplace_predictive == "mc":
+            tuned = None if config.laplace_prior == "untuned" else precision
+            algorithm = laplace.build(cell_lj, hessian, subset=subset, prior_precision=tuned)
+            return predict_from_draws(cell_lj, config, algorithm, states, key, inputs), precision
         return tuple(predictive_glm(post, x, "probit", key=key, num_samples=config.num_predictive_samples)
-                     for x in inputs)
+                     for x in inputs), precision
 
-    return predict(lj.temperature, states, key, inputs)
+    return predict(lj.temperature, states, key, inputs, validation)

@@ -7,6 +7,7 @@ import os
 import pathlib
 
 from bayesjax.experiments import outputs
+from bayesjax.experiments.sweep.cells import COLUMNS
 from bayesjax.experiments.sweep.config import SweepConfig
 
 
@@ -27,14 +28,15 @@ def write_cell(path: pathlib.Path, record: dict) -> None:
 
 def load_cell(path: pathlib.Path, config: SweepConfig) -> dict | None:
     """A finished cell's record (``null`` read back as NaN), or None when missing, corrupted, from another
-    configuration, or written before cells recorded their ``cells_per_chunk``."""
+    configuration, or written before cells recorded their ``cells_per_chunk`` or every one of
+    :data:`~bayesjax.experiments.sweep.cells.COLUMNS` (then the cell is computed again)."""
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
     if not isinstance(record, dict) or record.get("checksum") != checksum(record):
         return None
-    if record.get("fingerprint") != config.fingerprint() or "cells_per_chunk" not in record:
+    if record.get("fingerprint") != config.fingerprint() or not {"cells_per_chunk", *COLUMNS} <= record.keys():
         return None
     return {k: math.nan if v is None else v for k, v in record.items()}
 

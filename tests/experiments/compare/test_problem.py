@@ -5,7 +5,7 @@ import pytest
 
 from bayesjax import data
 from bayesjax.experiments import compare
-from bayesjax.experiments.compare.problem import hold_out
+from bayesjax.experiments.validation import hold_out
 
 
 def test_default_methods_leave_out_hmc_above_the_size_limit():

@@ -46,3 +46,27 @@ def test_the_layerwise_preconditioner_is_sghmcs():
     dataclasses.replace(CONFIG, method="cyclical_sghmc", layerwise_preconditioner=True).validate()
     with pytest.raises(ValueError, match="layerwise preconditioner"):
         dataclasses.replace(CONFIG, method="sgld", layerwise_preconditioner=True).validate()
+
+
+def test_the_laplace_prior_is_a_choice_of_the_laplace_methods():
+    for laplace_prior in ("untuned", "evidence", "validation"):
+        dataclasses.replace(CONFIG, method="laplace_kfac", laplace_prior=laplace_prior).validate()
+    dataclasses.replace(CONFIG, method="laplace_diag", validation_fraction=0).validate()  # untuned: no split
+    laplace = dataclasses.replace(CONFIG, method="laplace_diag", laplace_prior="validation")
+    for bad, message in ((dict(laplace_prior="marglik"), "laplace_prior must be one of"),
+                         (dict(laplace_prior=None), "laplace_prior must be one of"),
+                         (dict(validation_fraction=1), r"validation_fraction must be a number in \[0, 1\), got 1"),
+                         (dict(validation_fraction=0), "laplace_prior='validation' needs a validation split")):
+        with pytest.raises(ValueError, match=message):
+            dataclasses.replace(laplace, **bad).validate()
+    with pytest.raises(ValueError, match=r"laplace_prior='evidence' applies to the Laplace methods \(laplace_diag"):
+        dataclasses.replace(CONFIG, laplace_prior="evidence").validate()  # sgld
+
+
+def test_the_fraction_enters_the_fingerprint_only_when_it_holds_examples_out():
+    laplace = dataclasses.replace(CONFIG, method="laplace_diag")
+    prints = {(prior, fraction): dataclasses.replace(laplace, laplace_prior=prior, validation_fraction=fraction)
+              .fingerprint() for prior in ("untuned", "evidence", "validation") for fraction in (0.1, 0.2)}
+    assert prints["untuned", 0.1] == prints["untuned", 0.2] and prints["evidence", 0.1] == prints["evidence", 0.2]
+    assert len({prints["untuned", 0.1], prints["evidence", 0.1], prints["validation", 0.1],
+                prints["validation", 0.2]}) == 4

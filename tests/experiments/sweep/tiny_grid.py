@@ -7,7 +7,7 @@ CONFIG = sweep.SweepConfig(hidden=(8,), temperatures=(1e-3, 0.1, 1.0), seeds=(0,
                            burnin=30, thin=10, num_chains=2, num_predictive_samples=3)
 CLI_ARGS = ["sweep", "--hidden", "8", "--temperatures", "1e-3,0.1,1", "--seeds", "0,1", "--steps", "60",
             "--batch-size", "64", "--burnin", "30", "--thin", "10", "--samples", "3", "--quiet"]
-VALUES = sweep.METRICS + sweep.DIAGNOSTICS
+VALUES = sweep.COLUMNS
 
 
 def table(records):
