@@ -16,7 +16,9 @@ injected noise is scaled by sqrt(T):
 
 which is Langevin dynamics for p_T with step eps = lr / N. One learning rate is
 therefore stable from T = 1 down to T = 1e-4. Noise is drawn leaf by leaf
-(``optax.tree_utils.tree_random_like``), so each leaf keeps its sharding.
+(:func:`bayesjax.noise.normal_like`, both words of each Threefry hash used:
+on a CPU the draw costs as much as a small network's gradient), so each leaf
+keeps its sharding.
 
 The file is one concept, the SG-MCMC family: its samplers share the drift,
 the noise and the state, and each builder documents its update in full.
@@ -28,12 +30,12 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from bayesjax.base import Algorithm, cached_builder
 from bayesjax.targeting import targeting
 from bayesjax.checks import check_int, check_positive, concrete
 from bayesjax.logjoint import LogJoint
+from bayesjax.noise import normal_like, normal_like_where
 from bayesjax.trees import repeat_params
 from bayesjax.types import Array, Batch, Params, PRNGKey
 
@@ -86,6 +88,13 @@ def _always_sample(count: Array) -> Array:
     return jnp.ones((), bool)
 
 
+def _noise(sampling: Array, key: PRNGKey, position: Params, is_sample: Callable) -> Params:
+    """N(0, I) like ``position``; a cyclical schedule's exploration steps skip the draw (their noise scale is 0)."""
+    if is_sample is _always_sample:
+        return normal_like(key, position)
+    return normal_like_where(sampling, key, position)
+
+
 def _drift(log_joint: LogJoint, position: Params, batch: Batch) -> tuple[Array, Params]:
     """The tempered log-joint and ``-grad U / N``, the drift direction a learning rate multiplies."""
     value, grad = log_joint.value_and_loss_grad(position, batch)
@@ -125,7 +134,7 @@ def sgld_step(
     eps = _schedule(step_size)(state.count)
     sampling = is_sample(state.count)
     value, drift = _drift(log_joint, state.position, batch)
-    noise = optax.tree_utils.tree_random_like(key, state.position)
+    noise = _noise(sampling, key, state.position, is_sample)
     noise_scale = jnp.where(sampling, jnp.sqrt(2 * eps * log_joint.temperature / log_joint.num_data), 0.0)
     square_avg = state.square_avg
     if square_avg is None:
@@ -196,7 +205,7 @@ def sghmc_step(
     eps = _schedule(step_size)(state.count)
     sampling = is_sample(state.count)
     value, drift = _drift(log_joint, state.position, batch)
-    noise = optax.tree_utils.tree_random_like(key, state.position)
+    noise = _noise(sampling, key, state.position, is_sample)
     noise_scale = jnp.where(sampling, jnp.sqrt(2 * friction * eps * log_joint.temperature / log_joint.num_data), 0.0)
     gains = state.preconditioner if state.preconditioner is not None else jax.tree.map(lambda p: 1.0, state.position)
     momentum = jax.tree.map(

@@ -25,6 +25,7 @@ import optax
 
 from bayesjax.inference.vi import scales
 from bayesjax.inference.vi.family import Family
+from bayesjax.noise import normal_like
 from bayesjax.inference.vi.meanfield import float_dtype, gaussian_entropy_constant
 from bayesjax.trees import num_params
 from bayesjax.types import Array, Params, PRNGKey
@@ -71,7 +72,7 @@ def family(rank: int, init_scale: float | Array = 1e-2, parametrization: str = "
             return jnp.full(jnp.shape(p), scales.unconstrained(scale, parametrization), p.dtype)
 
         shapes = jax.tree.map(lambda p: jnp.zeros(jnp.shape(p) + (rank,), p.dtype), params)
-        noise = optax.tree_utils.tree_random_like(key, shapes)
+        noise = normal_like(key, shapes)
         factor = jax.tree.map(lambda z: z * (jnp.asarray(init_scale, z.dtype) / math.sqrt(2 * rank)), noise)
         return {"mean": params, "rho": jax.tree.map(raw, params), "factor": factor}
 
@@ -80,7 +81,7 @@ def family(rank: int, init_scale: float | Array = 1e-2, parametrization: str = "
 
     def draw(key: PRNGKey, state: LowRankVIState) -> Params:
         diag_key, factor_key = jax.random.split(key)
-        eps = optax.tree_utils.tree_random_like(diag_key, state.mean)
+        eps = normal_like(diag_key, state.mean)
         eps_factor = jax.random.normal(factor_key, (rank,), float_dtype(state.mean))
         return jax.tree.map(
             lambda m, s, e, u: m + s * e + u @ eps_factor.astype(u.dtype), state.mean, sigma(state), eps,

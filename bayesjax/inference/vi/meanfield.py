@@ -22,6 +22,7 @@ import optax
 
 from bayesjax.inference.vi import scales
 from bayesjax.inference.vi.family import Family
+from bayesjax.noise import normal_like
 from bayesjax.trees import num_params
 from bayesjax.types import Array, Params, PRNGKey
 
@@ -77,7 +78,7 @@ def family(init_scale: float | Array = 1e-2, parametrization: str = "softplus") 
         return jax.tree.map(lambda r: scales.positive(r, parametrization), state.rho)
 
     def draw(key: PRNGKey, state: MeanFieldVIState) -> Params:
-        eps = optax.tree_utils.tree_random_like(key, state.mean)
+        eps = normal_like(key, state.mean)
         return jax.tree.map(lambda m, s, e: m + s * e, state.mean, stddev(state), eps)
 
     def entropy(state: MeanFieldVIState) -> Array:

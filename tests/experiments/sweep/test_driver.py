@@ -2,6 +2,7 @@
 import csv
 import dataclasses
 import json
+import math
 import os
 import pathlib
 import signal
@@ -125,6 +126,17 @@ def test_a_resumed_sweep_keeps_the_chunking_of_its_finished_cells(reference, tmp
     assert rewritten == {lost, cell_path(tmp_path, CONFIG, 0.1, 0)}  # the lost cell's chunk of 2, grid order
     with pytest.raises(ValueError, match="cells_per_chunk must be an integer >= 1, got 0"):
         sweep.run_sweep(CONFIG, tmp_path / "new", progress=False, cells_per_chunk=0)
+
+
+@pytest.mark.parametrize("cells, devices", [(51, 2), (34, 2), (17, 1), (102, 4), (6, 4), (1, 1), (9, 2)])
+def test_chunks_pad_least_within_4_cells_per_device(cells, devices):
+    size = sweep.chunk_size(cells, devices)
+    assert size % devices == 0
+    if cells <= 4 * devices:
+        assert size == math.ceil(cells / devices) * devices  # the whole grid in one call
+        return
+    padding = {k: math.ceil(cells / (k * devices)) * k * devices - cells for k in (2, 3, 4)}
+    assert size // devices in padding and padding[size // devices] == min(padding.values())
 
 
 def test_a_changed_configuration_never_reuses_cells(tmp_path):

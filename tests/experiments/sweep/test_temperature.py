@@ -19,8 +19,9 @@ def test_configurational_temperature_of_exact_samples():
             draws = jnp.asarray(rng.multivariate_normal(np.asarray(mean), np.asarray(cov), size=4000))
             lj = bj.log_joint(lambda p, x: x @ p[:, None], bj.priors.gaussian(1.0), bj.likelihoods.gaussian(0.3),
                               50, temperature=temperature)
-            grad_potential = jax.grad(lambda p: -temperature * lj(p, (x, y)))
-            estimate = float(sweep.configurational_temperature(grad_potential, draws))
+            potential = lambda p: -temperature * lj(p, (x, y))  # noqa: E731
+            grad_potential = jax.grad(potential)
+            estimate = float(sweep.configurational_temperature(potential, draws))
             per_draw = np.asarray(jax.vmap(lambda p: p @ grad_potential(p))(draws)) / 4
             assert abs(estimate - temperature) < 3 * per_draw.std() / np.sqrt(len(per_draw))
 
