@@ -10,11 +10,16 @@ from typing import Any
 import jax
 import numpy as np
 
+from bayesjax import sharding
+
 
 def concrete(value: Any) -> np.ndarray | None:
-    """``value`` as a NumPy array when it is concrete, ``None`` when traced."""
+    """``value`` as a NumPy array when it is concrete, ``None`` when traced.
+
+    An array that spans several processes is gathered (:func:`bayesjax.sharding.to_host`, a collective).
+    """
     try:
-        return np.asarray(value)
+        return sharding.to_host(value)
     except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
         return None
 

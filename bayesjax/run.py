@@ -133,7 +133,11 @@ def run(
         is recorded), and so is a damaged file, naming it. The path is
         checked before anything compiles; temporary files of killed writes
         are removed. A resumed stream is fed again from its first batch and
-        skips the steps done.
+        skips the steps done. With several processes (``jax.distributed``)
+        the path must be on a file system they share: the chains' states are
+        gathered to every host (each must hold them all), process 0 writes
+        the one file while the others wait, and every process resumes from
+        it, keeping its own shards.
       checkpoint_every: seconds between snapshots.
       info_every: keep the info of every ``info_every``-th step (steps k, 2k,
         ... counted from 1); 0 keeps none (``Posterior.info`` is None). The
@@ -253,9 +257,6 @@ def run(
     identity = None
     if checkpoint is not None:
         check_positive("checkpoint_every", checkpoint_every, allow_zero=True)
-        if jax.process_count() > 1:
-            raise NotImplementedError("checkpoint= works in a single process; with jax.distributed, snapshot "
-                                      "Posterior.state yourself (e.g. with orbax-checkpoint)")
         snapshots.prepare(checkpoint)
         settings = {"batch_size": batch_size, "num_chains": num_chains, "burnin": burnin, "thin": thin,
                     "num_samples": num_samples, "shuffle": shuffle, "info_every": info_every, "start_step": step0,

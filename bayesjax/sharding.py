@@ -13,7 +13,7 @@ import os
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh, NamedSharding, PartitionSpec, Sharding
 
 CHAINS = "chains"
 DATA = "data"
@@ -110,6 +110,18 @@ def to_host(array) -> np.ndarray:
     from jax.experimental import multihost_utils
 
     return np.asarray(multihost_utils.process_allgather(array, tiled=True))
+
+
+def from_host(array, placement: Sharding | None):
+    """The inverse of :func:`to_host`: a host array (NumPy or a local JAX array) placed with ``placement``.
+
+    ``None`` places it on the default device. With a placement that spans
+    several processes every process passes the same values and keeps only
+    the shards of its own devices (no collective).
+    """
+    if placement is None or placement.is_fully_addressable:
+        return jax.device_put(array, placement)
+    return jax.make_array_from_callback(np.shape(array), placement, lambda index: array[index])
 
 
 def check_divisible(num_chains: int, mesh_: Mesh | None) -> None:

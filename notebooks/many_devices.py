@@ -92,5 +92,10 @@ for name, post in (("4 devices", sharded), ("1 device", single)):
 # then build the mesh over the global `jax.devices()` and call `bj.run` the
 # same way in every process. Arrays that span processes come back to the
 # host with `bj.sharding.to_host` (a collective: every process calls it).
+# `checkpoint=path` works too, with a path on a file system that every process
+# sees: the chains' states are gathered to each host, process 0 writes the
+# snapshot while the others wait, and a rerun resumes or extends it in every
+# process.
 # `tests/test_distributed.py` runs two processes of two devices each and
-# checks they sample what one process with four devices samples.
+# checks they sample what one process with four devices samples, also when
+# the two processes checkpoint their run and new ones extend it.

@@ -1,7 +1,8 @@
 """Two processes on localhost (jax.distributed, CPU collectives) run the same sharded SGLD as one process.
 
 Each process has 2 host devices; together they form the 4-device mesh that the
-single-process test session (4 forced host devices) builds alone.
+single-process test session (4 forced host devices) builds alone. Two
+processes also checkpoint a shorter run, and two new ones extend it.
 """
 import json
 import os
@@ -17,6 +18,8 @@ import bayesjax as bj
 from tests.helpers import sharded_sgld
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+needs_four_devices = pytest.mark.skipif(jax.device_count() < 4, reason="needs 4 devices: run with "
+                                        "XLA_FLAGS=--xla_force_host_platform_device_count=4 (make test does)")
 
 
 def free_port() -> int:
@@ -25,17 +28,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def two_process_run(tmp_path_factory):
+def run_two_processes(out, *args) -> dict:
+    """Runs the worker in two processes (``args`` after its output path) and returns process 0's arrays."""
     try:
         port = free_port()
     except OSError as error:
         pytest.skip(f"cannot open a localhost port for the jax.distributed coordinator: {error}")
-    out = tmp_path_factory.mktemp("distributed") / "buffer.npz"
+    # The session's XLA flags (an optimization level changes the initial weights' last bits), 2 devices a process.
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "xla_force_host_platform_device_count" not in f]
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT,
-               XLA_FLAGS="--xla_force_host_platform_device_count=2")
-    procs = [subprocess.Popen([sys.executable, "-m", "tests.helpers.distributed_worker", str(port), str(i), str(out)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+               XLA_FLAGS=" ".join(flags + ["--xla_force_host_platform_device_count=2"]))
+    procs = [subprocess.Popen([sys.executable, "-m", "tests.helpers.distributed_worker", str(port), str(i), str(out),
+                               *map(str, args)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for i in range(2)]
     logs = []
     for proc in procs:
         try:
@@ -51,14 +56,36 @@ def two_process_run(tmp_path_factory):
         return {k: f[k] for k in f.files}
 
 
-@pytest.mark.skipif(jax.device_count() < 4, reason="needs 4 devices: run with "
-                    "XLA_FLAGS=--xla_force_host_platform_device_count=4 (make test does)")
-def test_two_processes_sample_what_one_process_with_four_devices_samples(two_process_run):
+@pytest.fixture(scope="module")
+def single_process_run():
+    return sharded_sgld.named_leaves(sharded_sgld.run(bj.sharding.mesh(chains=4)))
+
+
+def assert_close(two_processes: dict, single: dict) -> None:
+    assert two_processes.keys() == single.keys()
+    for name, leaf in single.items():
+        np.testing.assert_allclose(two_processes[name], leaf, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+@needs_four_devices
+def test_two_processes_sample_what_one_process_with_four_devices_samples(tmp_path, single_process_run):
+    two_process_run = run_two_processes(tmp_path / "run.npz")
     placement = json.loads(str(two_process_run.pop("placement")))
     assert placement == {"processes": 2, "devices": 4, "local_devices": 2, "spec": "P('chains',)"}
-    single = sharded_sgld.run(bj.sharding.mesh(chains=4)).state.buffer
-    flat = {"/".join(str(getattr(k, "key", k)) for k in path): np.asarray(leaf)
-            for path, leaf in jax.tree_util.tree_leaves_with_path(single)}
-    assert flat.keys() == two_process_run.keys()
-    for name, leaf in flat.items():
-        np.testing.assert_allclose(two_process_run[name], leaf, rtol=1e-5, atol=1e-6, err_msg=name)
+    assert_close(two_process_run, single_process_run)
+
+
+@needs_four_devices
+def test_two_processes_checkpoint_a_run_that_two_new_ones_extend(tmp_path, single_process_run):
+    folder = tmp_path / "checkpoints"
+    snapshot = folder / "run.npz"
+    run_two_processes(tmp_path / "short.npz", 12, snapshot)  # snapshots after every chunk
+    extended = run_two_processes(tmp_path / "extended.npz", 20, snapshot)
+    extended.pop("placement")
+    assert_close(extended, single_process_run)  # = one uninterrupted 20-step run
+    assert sorted(p.name for p in folder.iterdir()) == ["run.npz"]  # one file, no temporaries left
+    # The snapshot is complete (checksum, identity) and one process with four devices reads it: the run is finished.
+    reread = sharded_sgld.named_leaves(sharded_sgld.run(bj.sharding.mesh(chains=4), checkpoint=snapshot))
+    assert reread.keys() == extended.keys()
+    for name, leaf in reread.items():
+        np.testing.assert_array_equal(leaf, extended[name], err_msg=name)

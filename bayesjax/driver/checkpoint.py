@@ -10,6 +10,14 @@ killed writes left behind. Loading checks the checksum and the identity, and
 that the leaves match a template pytree in shape and dtype, so a snapshot of
 another run is refused rather than used. Nothing in the file is executed: no
 pickle (object arrays are refused), the header is JSON.
+
+With several processes (``jax.distributed``) every process calls
+:func:`prepare`, :func:`save` and :func:`load` (collectives, in the same
+order), and the processes must share one file system (as orbax-checkpoint
+also assumes): process 0 alone prepares and writes, after gathering the
+leaves of arrays that span processes (each host must hold the whole pytree),
+the others wait until the file is complete (:mod:`bayesjax.driver.processes`),
+and every process reads the same file.
 """
 from __future__ import annotations
 
@@ -24,6 +32,8 @@ from typing import Callable
 import jax
 import numpy as np
 
+from bayesjax import sharding
+from bayesjax.driver import processes
 from bayesjax.types import ArrayTree
 
 TEMPORARY_SUFFIX = ".tmp"
@@ -38,7 +48,7 @@ def _host_leaves(tree: ArrayTree) -> list[np.ndarray]:
     def to_host(leaf):
         if jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key):
             leaf = jax.random.key_data(leaf)
-        return np.asarray(leaf)
+        return sharding.to_host(leaf)
 
     return [to_host(leaf) for leaf in jax.tree.leaves(tree)]
 
@@ -63,10 +73,16 @@ def prepare(path: str | os.PathLike) -> None:
     and deletes the temporary files of interrupted :func:`save` calls
     (``<name>XXXXXXXX.tmp``).
 
+    With several processes, process 0 does this and the others wait for it.
+
     Raises:
-      ValueError: ``path`` is a folder, a parent is a file, or the folder is not writable.
+      ValueError: ``path`` is a folder, a parent is a file, or the folder is not writable
+        (RuntimeError on the other processes of a ``jax.distributed`` run).
     """
-    path = pathlib.Path(path)
+    processes.on_process_zero(lambda: _prepare(pathlib.Path(path)), f"prepare checkpoint {path}")
+
+
+def _prepare(path: pathlib.Path) -> None:
     if path.is_dir():
         raise ValueError(f"checkpoint {path} is a folder: pass a file path")
     try:
@@ -82,10 +98,17 @@ def prepare(path: str | os.PathLike) -> None:
 
 
 def save(path: str | os.PathLike, tree: ArrayTree, identity: dict, extra: dict | None = None) -> None:
-    """Writes ``tree``, ``identity`` and ``extra`` (JSON-serializable) atomically to ``path``."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Writes ``tree``, ``identity`` and ``extra`` (JSON-serializable) atomically to ``path``.
+
+    With several processes, every process gathers the leaves, process 0
+    writes the file, and no process returns before it is complete.
+    """
     leaves = _host_leaves(tree)
+    processes.on_process_zero(lambda: _write(pathlib.Path(path), leaves, identity, extra), f"write checkpoint {path}")
+
+
+def _write(path: pathlib.Path, leaves: list[np.ndarray], identity: dict, extra: dict | None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     meta = json.dumps({"identity": identity, "extra": extra or {}})
     header = json.dumps({"meta": meta, "sha256": _digest(leaves, meta)})
     arrays = {f"leaf{i}": leaf for i, leaf in enumerate(leaves)}
@@ -105,6 +128,10 @@ def _differences(saved, wanted, prefix: str = "") -> list[str]:
 
 def load(path: str | os.PathLike, like: ArrayTree | Callable[[dict], ArrayTree], identity: dict) -> tuple[ArrayTree, dict]:
     """Reads the snapshot at ``path`` into the structure of ``like``.
+
+    Every process of a ``jax.distributed`` run reads the file itself; the
+    leaves come back as host arrays (place them with
+    :func:`bayesjax.sharding.from_host`).
 
     Args:
       path: a file written by :func:`save`.

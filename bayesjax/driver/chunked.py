@@ -7,6 +7,8 @@ snapshotted (:mod:`bayesjax.driver.checkpoint`) every so many seconds, and a
 stream's batches (:mod:`bayesjax.driver.stream`) are stacked for each chunk.
 A snapshot records the steps done, so a rerun resumes it, and a rerun with
 more steps extends it (its sample buffer grown, :mod:`bayesjax.driver.resume`).
+The processes of a ``jax.distributed`` run save at the same chunks and
+restore their own shards of the snapshot.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import numpy as np
 
 from bayesjax import sharding
 from bayesjax.base import Algorithm
-from bayesjax.driver import checkpoint
+from bayesjax.driver import checkpoint, processes
 from bayesjax.driver.progress import bar as progress_bar
 from bayesjax.driver.resume import capacity, grow_buffer
 from bayesjax.driver.scan import Chains, RunConfig, advance_chains, start_chains
@@ -100,7 +102,7 @@ def _restore(path, identity: dict, config: RunConfig, chains_like: Chains, info_
 
     saved, extra = checkpoint.load(path, like, identity)
     placement = sharding.chain_sharding(config.mesh) if config.mesh is not None else None
-    restored = jax.device_put(saved["chains"], placement)
+    restored = jax.tree.map(lambda leaf: sharding.from_host(leaf, placement), saved["chains"])
     try:
         restored = restored._replace(states=grow_buffer(restored.states, capacity(chains_like.states)))
     except ValueError as error:
@@ -180,7 +182,9 @@ def drive(algorithm: Algorithm, config: RunConfig, chunk: int, key: PRNGKey, sta
             if every:
                 record(index, info)
             bar.advance_to(reached)
-            if checkpoint_path is not None and (reached == num_steps or time.monotonic() - last_save >= checkpoint_every):
+            # Process 0's clock decides, so that every process of a jax.distributed run saves at the same chunk.
+            if checkpoint_path is not None and (reached == num_steps or processes.process_zero_says(
+                    time.monotonic() - last_save >= checkpoint_every)):
                 rows = reached // every if every else 0
                 snapshot = {"chains": chains, "info": jax.tree.map(lambda a: a[:rows], infos)}
                 checkpoint.save(checkpoint_path, snapshot, identity, {"steps": reached, "slots": capacity(chains.states)})

@@ -9,8 +9,8 @@ use_running_average=not train)``, ``nn.Dropout(rate, deterministic=not train)``)
 """
 from __future__ import annotations
 
+import functools
 import inspect
-from typing import Any
 
 import flax.linen as nn
 import jax
@@ -66,7 +66,6 @@ def from_linen(module: nn.Module) -> Model:
       (5, 1)
     """
     trainable = TRAIN_ARGUMENT in inspect.signature(module.__call__).parameters
-    expected_cache: dict[Any, Params] = {}
 
     def initial_variables(key: PRNGKey, x: Array) -> dict:
         # "params" takes the key itself, so weights are those of module.init(key, x).
@@ -84,12 +83,14 @@ def from_linen(module: nn.Module) -> Model:
                              f"{TRAIN_ARGUMENT}))")
         return Variables(params, variables)
 
+    # An lru_cache, not a dict in the closure: a run's identity (bayesjax.driver.identity) walks closures, and
+    # must not change once the model has been applied.
+    @functools.lru_cache(maxsize=None)
+    def expected_for(shape: tuple, dtype: str) -> dict:
+        return jax.eval_shape(initial_variables, jax.random.key(0), jax.ShapeDtypeStruct(shape, dtype))
+
     def expected(x: Array) -> dict:
-        cache_key = (tuple(x.shape), jnp.dtype(x.dtype).name)
-        if cache_key not in expected_cache:
-            expected_cache[cache_key] = jax.eval_shape(initial_variables, jax.random.key(0),
-                                                       jax.ShapeDtypeStruct(x.shape, x.dtype))
-        return expected_cache[cache_key]
+        return expected_for(tuple(x.shape), jnp.dtype(x.dtype).name)
 
     def unpack(params: Params | Variables, x: Array) -> Variables:
         want = expected(x)

@@ -2,6 +2,7 @@
 import subprocess
 import sys
 
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -43,6 +44,14 @@ def test_every_hyperparameter_and_part_of_the_target_changes_the_fingerprint():
     # Equal builds are equal, also when nothing is shared between them (a new log-joint of the same parts).
     assert all(fingerprint(build()) == prints[name] for name, build in BUILDS.items())
     assert fingerprint(bj.sgld(log_joint(temperature=jnp.asarray(0.5)), 0.1)) != prints["temperature"]  # typed
+
+
+def test_applying_the_model_leaves_the_fingerprint_as_it_was():
+    # A new process that resumes a checkpoint has not applied the model yet; the model's caches must not count.
+    model = bj.models.mlp([8], num_outputs=3)
+    before = fingerprint(model)
+    model.apply(model.init(jax.random.key(0), jnp.zeros((1, 5))), jnp.zeros((2, 5)))
+    assert fingerprint(model) == before
 
 
 def test_the_log_joint_is_recorded_readably():
