@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import sys
 import time
 
@@ -22,6 +23,10 @@ import torch
 from _common import emit, peak_rss_mb
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+
+# This folder holds the benchmark laplace.py, which would shadow laplace-torch's package ``laplace``.
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != HERE]
 
 
 def measure(data_path: str, configs: list[list[str]], glm_configs: list[list[str]]) -> dict:
@@ -37,10 +42,14 @@ def measure(data_path: str, configs: list[list[str]], glm_configs: list[list[str
         return {"skipped": f"laplace-torch not importable: {type(error).__name__}: {error}"}
     d = np.load(data_path)
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(64, 50), nn.ReLU(), nn.Linear(50, 50), nn.ReLU(), nn.Linear(50, 10))
+    kernels = [d[f"kernel{i}"] for i in range(sum(name.startswith("kernel") for name in d.files))]
+    layers = []
+    for k in kernels:
+        layers += [nn.Linear(*k.shape), nn.ReLU()]
+    model = nn.Sequential(*layers[:-1])  # the MLP of the JAX weights: Linear, ReLU, ..., Linear
     with torch.no_grad():
-        for i, layer in enumerate([model[0], model[2], model[4]]):
-            layer.weight.copy_(torch.from_numpy(d[f"kernel{i}"].T.copy()))
+        for i, layer in enumerate(model[::2]):
+            layer.weight.copy_(torch.from_numpy(kernels[i].T.copy()))
             layer.bias.copy_(torch.from_numpy(d[f"bias{i}"]))
     x_train, y_train = torch.from_numpy(d["x_train"]), torch.from_numpy(d["y_train"]).long()
     x_test, y_test = torch.from_numpy(d["x_test"]), torch.from_numpy(d["y_test"]).long()
