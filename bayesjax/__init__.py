@@ -23,7 +23,7 @@ from bayesjax.inference.mc_dropout import build as mc_dropout
 from bayesjax.inference.mcmc.hmc import build_hmc as hmc
 from bayesjax.inference.mcmc.nuts import build_nuts as nuts
 from bayesjax.inference.online import online
-from bayesjax.inference.sgmcmc import build_cyclical_sgld as cyclical_sgld
+from bayesjax.inference.cyclical import build_cyclical_sgld as cyclical_sgld
 from bayesjax.inference.sgmcmc import build_sghmc as sghmc
 from bayesjax.inference.sgmcmc import build_sgld as sgld
 from bayesjax.inference.swag import build_swa as swa

@@ -23,6 +23,8 @@ through ``jax.random.normal`` itself.
 """
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 from jax.extend.random import threefry_2x32
@@ -48,10 +50,7 @@ def threefry_normal(key: PRNGKey, shape: tuple[int, ...], dtype=jnp.float32) -> 
       >>> bool(abs(z.mean()) < 0.01 and abs(z.std() - 1) < 0.01)
       True
     """
-    size = 1
-    for dim in shape:
-        size *= dim
-    bits = threefry_2x32(jax.random.key_data(_typed(key)), jax.lax.iota(jnp.uint32, size))
+    bits = threefry_2x32(jax.random.key_data(_typed(key)), jax.lax.iota(jnp.uint32, math.prod(shape)))
     # 23 random mantissa bits under exponent 0: a float in [1, 2), minus 1: u in [0, 1) on a 2^-23 grid.
     unit = jax.lax.bitcast_convert_type((bits >> 9) | jnp.uint32(0x3F800000), jnp.float32) - 1.0
     low = jnp.nextafter(jnp.float32(-1.0), jnp.float32(0.0))  # erfinv(-1) = -inf is never reached

@@ -26,6 +26,7 @@ import optax
 
 from bayesjax.base import Algorithm
 from bayesjax.inference import (
+    cyclical,
     map,  # noqa: A004 (the module of bj.map)
     mc_dropout,
     sgmcmc,
@@ -169,11 +170,11 @@ def build_sghmc(lj: LogJoint, settings: Settings) -> Algorithm:
 
 
 def build_cyclical_sgld(lj: LogJoint, settings: Settings) -> Algorithm:
-    return sgmcmc.build_cyclical_sgld(lj, settings.step_size, settings.num_cycles, settings.num_steps)
+    return cyclical.build_cyclical_sgld(lj, settings.step_size, settings.num_cycles, settings.num_steps)
 
 
 def build_cyclical_sghmc(lj: LogJoint, settings: Settings) -> Algorithm:
-    return sgmcmc.build_cyclical_sgld(lj, settings.sghmc_step_size, settings.num_cycles, settings.num_steps,
+    return cyclical.build_cyclical_sgld(lj, settings.sghmc_step_size, settings.num_cycles, settings.num_steps,
                                       friction=settings.friction, precondition_every=settings.precondition_every)
 
 

@@ -1,4 +1,4 @@
-"""Stochastic-gradient MCMC: SGLD, preconditioned SGLD, SGHMC, cyclical SG-MCMC.
+"""Stochastic-gradient MCMC: SGLD, preconditioned SGLD, SGHMC (cyclical schedules: :mod:`bayesjax.inference.cyclical`).
 
 All samplers target the tempered posterior of the log-joint,
 p_T(theta | D) ∝ exp(-U(theta) / T) with U = -T ``log_joint`` the potential
@@ -25,7 +25,6 @@ the noise and the state, and each builder documents its update in full.
 """
 from __future__ import annotations
 
-import math
 from typing import Callable, NamedTuple
 
 import jax
@@ -228,7 +227,9 @@ def sample(state: SGLDState | SGHMCState, num_samples: int) -> Params:
     return repeat_params(state.position, num_samples)
 
 
-def _algorithm(init_fn, step_fn, log_joint) -> Algorithm:
+def as_algorithm(init_fn, step_fn, log_joint) -> Algorithm:
+    """A Markov-chain :class:`~bayesjax.base.Algorithm` of ``init_fn(params)`` and ``step_fn(key, state, batch,
+    *, log_joint)`` targeting ``log_joint``, sampling copies of the position."""
     return targeting(
         log_joint,
         lambda key, params: init_fn(params),
@@ -238,7 +239,8 @@ def _algorithm(init_fn, step_fn, log_joint) -> Algorithm:
     )
 
 
-def _check_step_size(step_size: StepSize) -> None:
+def check_step_size(step_size: StepSize) -> None:
+    """Raises on a step size that is not a positive learning rate per example or a schedule (an optax optimizer)."""
     if hasattr(step_size, "init") and hasattr(step_size, "update"):
         raise TypeError(f"step_size must be a learning rate per example (a float, a traced scalar or an optax "
                         f"schedule count -> lr, e.g. optax.cosine_decay_schedule(0.1, 1000)), got an optimizer "
@@ -324,13 +326,13 @@ def build_sgld(
       posterior in deep neural networks really?", ICML 2020 (the temperature
       convention).
     """
-    _check_step_size(step_size)
+    check_step_size(step_size)
 
     def step(key, state, batch, *, log_joint):
         return sgld_step(key, state, batch, log_joint=log_joint, step_size=step_size,
                          rmsprop_decay=rmsprop_decay, rmsprop_epsilon=rmsprop_epsilon)
 
-    return _algorithm(lambda params: sgld_init(params, preconditioned), step, log_joint)
+    return as_algorithm(lambda params: sgld_init(params, preconditioned), step, log_joint)
 
 
 @cached_builder
@@ -390,116 +392,20 @@ def build_sghmc(log_joint: LogJoint, step_size: StepSize, friction: float | Arra
       Carlo", ICML 2014. F. Wenzel et al., "How good is the Bayes posterior in
       deep neural networks really?", ICML 2020 (App. E: the preconditioner).
     """
-    _check_momentum(step_size, friction, precondition_every)
+    check_momentum(step_size, friction, precondition_every)
 
     def step(key, state, batch, *, log_joint):
         return sghmc_step(key, state, batch, log_joint=log_joint, step_size=step_size, friction=friction,
                           precondition_every=precondition_every)
 
-    return _algorithm(lambda params: sghmc_init(params, precondition_every is not None), step, log_joint)
+    return as_algorithm(lambda params: sghmc_init(params, precondition_every is not None), step, log_joint)
 
 
-def _check_momentum(step_size: StepSize, friction, precondition_every: int | None) -> None:
-    _check_step_size(step_size)
+def check_momentum(step_size: StepSize, friction, precondition_every: int | None) -> None:
+    """:func:`check_step_size`, a friction in (0, 1] and a positive ``precondition_every`` (or None)."""
+    check_step_size(step_size)
     check_positive("friction", friction)
     if concrete(friction) is not None and friction > 1:
         raise ValueError(f"friction must be in (0, 1], got {friction}")
     if precondition_every is not None:
         check_int("precondition_every", precondition_every)
-
-
-def cyclical_schedule(step_size: float | Array, cycle_length: int) -> Callable[[Array], Array]:
-    """Cosine cycles (Zhang et al. 2020, eq. 1): lr_k = lr_0 / 2 (cos(pi (k mod L) / L) + 1)."""
-    return lambda count: step_size / 2 * (jnp.cos(math.pi * (count % cycle_length) / cycle_length) + 1)
-
-
-@cached_builder
-def build_cyclical_sgld(
-    log_joint: LogJoint,
-    step_size: float | Array,
-    num_cycles: int,
-    num_steps: int,
-    exploration_fraction: float = 0.5,
-    friction: float | Array | None = None,
-    precondition_every: int | None = None,
-) -> Algorithm:
-    """Cyclical SG-MCMC (Zhang et al. 2020, "Cyclical stochastic gradient MCMC for Bayesian deep learning").
-
-    The run of ``num_steps`` is cut into ``num_cycles`` cycles of length
-    L = ceil(num_steps / num_cycles) with a cosine learning rate
-    (:func:`cyclical_schedule`),
-
-        lr_k = lr_0 / 2 (cos(pi (k mod L) / L) + 1).
-
-    In the first ``exploration_fraction`` of each cycle the chain explores
-    (the update of :func:`build_sgld`, or of :func:`build_sghmc` when
-    ``friction`` is given, without noise: SGD finds a new mode with large
-    steps); in the rest it samples (with the noise), and only sampling-phase
-    positions enter the sample buffer.
-
-    Target and temperature: as :func:`build_sgld`: p_T ∝ exp(log_joint),
-    T scaling the injected noise only.
-
-    Step size: lr_0, a learning rate **per example** at the start of each
-    cycle, on the scale of :func:`build_sgld` (or :func:`build_sghmc` with
-    ``friction``). No default: ``bayesjax sweep`` gives cyclical SGLD its
-    SGLD rate (0.1); the Fashion-MNIST presets run cyclical SGHMC at 0.05
-    with friction 0.1. Each cycle starts at lr_0, the largest rate of the
-    run, so it must be stable as a constant rate would.
-
-    State and info: :class:`SGLDState` (or :class:`SGHMCState` with
-    ``friction``) and :class:`SGMCMCInfo`, whose ``is_sample`` is False in
-    the exploration phases and ``step_size`` the cosine's value.
-
-    Args:
-      log_joint: the tempered log-joint (minibatch estimate).
-      step_size: lr_0, the learning rate per example at the start of each
-        cycle (on the gradient of U / N, as :func:`build_sgld`).
-      num_cycles: M, the number of cycles.
-      num_steps: K, total steps of the run (pass the same to ``bj.run``).
-      exploration_fraction: beta in [0, 1), the exploration share of a cycle.
-      friction: None for cyclical SGLD; alpha for cyclical SGHMC.
-      precondition_every: cyclical SGHMC: steps between refreshes of the
-        layerwise preconditioner (see :func:`build_sghmc`); None: none.
-
-    Returns:
-      An :class:`Algorithm` (a Markov chain).
-
-    Example:
-      >>> algo = bj.cyclical_sgld(lj, step_size=0.5, num_cycles=4, num_steps=40)
-      >>> post = bj.run(key, algo, params_map, (x, y), num_steps=40, batch_size=50,
-      ...               num_chains=2, progress=False)
-      >>> post.state.num_collected.tolist()   # the sampling halves of the 4 cycles of 10 steps
-      [20, 20]
-
-    References:
-      R. Zhang, C. Li, J. Zhang, C. Chen and A. G. Wilson, "Cyclical
-      stochastic gradient MCMC for Bayesian deep learning", ICLR 2020.
-    """
-    if friction is None:
-        _check_step_size(step_size)
-        if precondition_every is not None:
-            raise ValueError("precondition_every applies to cyclical SGHMC: give friction too")
-    else:
-        _check_momentum(step_size, friction, precondition_every)
-    if num_cycles < 1 or num_steps < num_cycles:
-        raise ValueError(f"need 1 <= num_cycles <= num_steps, got num_cycles={num_cycles}, num_steps={num_steps}")
-    if not 0 <= exploration_fraction < 1:
-        raise ValueError(f"exploration_fraction must be in [0, 1), got {exploration_fraction}")
-    cycle_length = -(-num_steps // num_cycles)
-    schedule = cyclical_schedule(step_size, cycle_length)
-
-    def is_sample(count):
-        return (count % cycle_length) >= exploration_fraction * cycle_length
-
-    if friction is None:
-        def step(key, state, batch, *, log_joint):
-            return sgld_step(key, state, batch, log_joint=log_joint, step_size=schedule, is_sample=is_sample)
-
-        return _algorithm(sgld_init, step, log_joint)
-
-    def momentum_step(key, state, batch, *, log_joint):
-        return sghmc_step(key, state, batch, log_joint=log_joint, step_size=schedule, friction=friction,
-                          is_sample=is_sample, precondition_every=precondition_every)
-
-    return _algorithm(lambda params: sghmc_init(params, precondition_every is not None), momentum_step, log_joint)
