@@ -9,6 +9,10 @@ same data, evaluates its Bayesian model average on the test split and writes
 temperature x seed sweep (resumable) and writes ``results.json``,
 ``results.csv`` and ``sweep.png`` into ``--out``.
 
+``bayesjax plot gaussian=results/a student_t=results/b --out priors.png``
+overlays finished sweeps (:mod:`bayesjax.experiments.sweep.overlay`): their
+curves in one figure, and a table of the means over seeds.
+
 Both files are strict (:mod:`bayesjax.experiments.outputs`: JSON with
 ``null`` for NaN, CSV with plain values) and record the bayesjax and jax
 versions, the git commit and a hash of the configuration. Every flag's value
@@ -171,6 +175,30 @@ def sweep_command(args) -> list[dict]:
     columns = ("setting", "temperature", "seed", *sweep.METRICS, "prior_precision", "grad_noise_ratio",
                "configurational_temperature", "diverged_chains")
     return [{k: r[k] for k in columns} for r in rows]
+
+
+def plot_command(args) -> list[dict]:
+    """Overlays finished sweeps in one figure (``--out``); returns the means over seeds per curve and temperature."""
+    from bayesjax.experiments import plots
+    from bayesjax.experiments.sweep.overlay import read_results, seed_means
+
+    curves = {}
+    for label, folder in args.sweeps:
+        settings = read_results(folder)
+        if args.setting is not None and args.setting not in settings:
+            raise ValueError(f"{folder} has no setting {args.setting!r}; it has {sorted(settings)}")
+        curves.update({f"{label}, {name}": records for name, records in settings.items()
+                       if args.setting in (None, name)})
+    plots.sweep_curves(curves, args.out, metrics=args.metrics)
+    return seed_means(curves, args.metrics)
+
+
+def labelled_folder(text: str) -> tuple[str, str]:
+    """``LABEL=FOLDER`` (or ``FOLDER``, labelled by its name) of ``bayesjax plot``."""
+    label, _, folder = text.rpartition("=")
+    if not folder:
+        raise argparse.ArgumentTypeError(f"expected LABEL=FOLDER or FOLDER, got {text!r}")
+    return label or pathlib.Path(folder).name, folder
 
 
 def _cell(value) -> str:
@@ -338,11 +366,28 @@ def _sweep_parser(commands, defaults: dict) -> None:
     swp.set_defaults(func=sweep_command, **defaults)
 
 
+def _plot_parser(commands) -> None:
+    from bayesjax.experiments.sweep.cells import METRICS
+
+    plot = commands.add_parser("plot", help="overlay finished sweeps in one figure", formatter_class=HelpFormatter,
+                               description="Reads the results.json of finished sweeps and draws their metrics "
+                                           "against T in one figure; prints the means over seeds.")
+    plot.add_argument("sweeps", nargs="+", type=labelled_folder, metavar="LABEL=FOLDER",
+                      help="a sweep's --out folder, with the label of its curves (default: the folder's name)")
+    plot.add_argument("--out", required=True, help="the figure's path (e.g. priors.png)")
+    plot.add_argument("--metrics", type=listed(one_of(METRICS, "metric")), default=("accuracy", "nll", "ece"),
+                      help="metrics to draw, one panel each")
+    plot.add_argument("--setting", default=None,
+                      help="draw only this setting of each sweep (e.g. 'augmentation off'; default: all)")
+    plot.set_defaults(func=plot_command, written=lambda args: pathlib.Path(args.out))
+
+
 def _parser(sweep_defaults: dict | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bayesjax", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     _compare_parser(commands)
     _sweep_parser(commands, sweep_defaults or {})
+    _plot_parser(commands)
     return parser
 
 
@@ -360,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bayesjax: error: {error}", file=sys.stderr)
         return 2
     print(format_table(rows))
-    print(f"\nwrote {pathlib.Path(args.out) / 'results.json'}")
+    written = args.written(args) if hasattr(args, "written") else pathlib.Path(args.out) / "results.json"
+    print(f"\nwrote {written}")
     return 0
 
 

@@ -12,7 +12,7 @@ import pytest
 
 import bayesjax as bj
 from bayesjax import cli
-from bayesjax.experiments import compare, outputs
+from bayesjax.experiments import compare, outputs, sweep
 from tests.experiments.sweep.tiny_grid import CLI_ARGS
 
 
@@ -245,3 +245,32 @@ def test_a_preset_fills_the_protocol_and_given_flags_override_it():
     assert args.seeds == (0,) and args.steps == 100  # given flags win
     plain = cli._parser(cli._preset_defaults(["sweep"])).parse_args(["sweep"])
     assert (plain.dataset, plain.method, plain.prior) == ("digits", "sgld", "isotropic")
+
+
+def _finished_sweep(out, accuracies: dict) -> None:
+    """A sweep's results.json as `bayesjax sweep` writes it: (setting, T) -> accuracy per seed."""
+    config = sweep.SweepConfig(temperatures=(0.1, 1.0), seeds=(0, 1))
+    rows = [{"setting": setting, "temperature": t, "seed": seed, "accuracy": accuracy, "nll": 1 - accuracy}
+            for (setting, t), per_seed in accuracies.items() for seed, accuracy in enumerate(per_seed)]
+    sweep.write_results(rows, {setting: config for setting, _ in accuracies}, out)
+
+
+def test_plot_overlays_finished_sweeps_and_prints_their_means_over_seeds(tmp_path, capsys):
+    off, on = "augmentation off", "augmentation on"
+    _finished_sweep(tmp_path / "gauss", {(off, 0.1): [0.8, 0.9], (off, 1.0): [0.7, 0.8], (on, 1.0): [0.5, 0.6]})
+    _finished_sweep(tmp_path / "t", {(off, 0.1): [0.6, float("nan")], (off, 1.0): [0.9, 0.9]})
+    figure = tmp_path / "priors.png"
+    argv = ["plot", f"gaussian={tmp_path / 'gauss'}", str(tmp_path / "t"), "--setting", off, "--out", str(figure),
+            "--metrics", "accuracy,nll"]
+    assert cli.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["curve", "temperature", "seeds", "accuracy", "nll"]
+    rows = [line.replace(f", {off}", "").split() for line in lines[1:5]]
+    assert rows == [["gaussian", "0.1", "2", "0.85", "0.15"], ["gaussian", "1", "2", "0.75", "0.25"],
+                    ["t", "0.1", "2", "nan", "nan"],  # a diverged seed is not averaged away
+                    ["t", "1", "2", "0.9", "0.1"]]
+    assert figure.stat().st_size > 1000 and lines[-1] == f"wrote {figure}"
+    assert cli.main(["plot", str(tmp_path / "missing"), "--out", str(figure)]) == 2
+    assert "missing/results.json not found" in capsys.readouterr().err
+    assert cli.main(["plot", str(tmp_path / "t"), "--setting", on, "--out", str(figure)]) == 2
+    assert "has no setting 'augmentation on'" in capsys.readouterr().err
