@@ -21,6 +21,9 @@ status 2 and ``argument --flag: ...``. ``--help`` shows each flag's default.
 
 On the CPU the command splits the host into one device per core and turns on
 JAX's persistent compilation cache.
+
+The file is one concept, the command line: each subcommand's flags with
+their argparse checks, and the dispatch to the experiments.
 """
 from __future__ import annotations
 
@@ -179,18 +182,9 @@ def sweep_command(args) -> list[dict]:
 
 def plot_command(args) -> list[dict]:
     """Overlays finished sweeps in one figure (``--out``); returns the means over seeds per curve and temperature."""
-    from bayesjax.experiments import plots
-    from bayesjax.experiments.sweep.overlay import read_results, seed_means
+    from bayesjax.experiments.sweep.overlay import overlay
 
-    curves = {}
-    for label, folder in args.sweeps:
-        settings = read_results(folder)
-        if args.setting is not None and args.setting not in settings:
-            raise ValueError(f"{folder} has no setting {args.setting!r}; it has {sorted(settings)}")
-        curves.update({f"{label}, {name}": records for name, records in settings.items()
-                       if args.setting in (None, name)})
-    plots.sweep_curves(curves, args.out, metrics=args.metrics)
-    return seed_means(curves, args.metrics)
+    return overlay(args.sweeps, args.out, args.metrics, args.setting)
 
 
 def labelled_folder(text: str) -> tuple[str, str]:

@@ -14,6 +14,8 @@ import pathlib
 
 import numpy as np
 
+from bayesjax.experiments import plots
+
 
 def read_results(out: str | os.PathLike) -> dict[str, list[dict]]:
     """A finished sweep's cells: setting name (e.g. ``"augmentation off"``) -> its cell records.
@@ -54,3 +56,26 @@ def seed_means(curves: dict[str, list[dict]], metrics: tuple[str, ...]) -> list[
             row.update({m: float(np.mean([c[m] for c in cells])) for m in metrics})
             rows.append(row)
     return rows
+
+
+def overlay(sweeps: list[tuple[str, str | os.PathLike]], path: str | os.PathLike,
+            metrics: tuple[str, ...] = ("accuracy", "nll", "ece"), setting: str | None = None) -> list[dict]:
+    """Finished sweeps' curves in one figure at ``path``, labelled ``"<label>, <setting>"``; returns :func:`seed_means`.
+
+    Args:
+      sweeps: ``(label, folder)`` pairs, each folder a sweep's ``--out``.
+      path: the figure's file.
+      metrics: record keys to draw, one panel each.
+      setting: draw only this setting of each sweep (e.g. ``"augmentation off"``); None draws all.
+
+    Raises:
+      FileNotFoundError, ValueError: as :func:`read_results`, or a sweep without ``setting``.
+    """
+    curves = {}
+    for label, folder in sweeps:
+        settings = read_results(folder)
+        if setting is not None and setting not in settings:
+            raise ValueError(f"{folder} has no setting {setting!r}; it has {sorted(settings)}")
+        curves.update({f"{label}, {name}": records for name, records in settings.items() if setting in (None, name)})
+    plots.sweep_curves(curves, path, metrics=metrics)
+    return seed_means(curves, metrics)
