@@ -1,6 +1,7 @@
 """Matplotlib figures. matplotlib is imported lazily and runs headless (Agg)."""
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -82,7 +83,8 @@ def sweep_curves(settings: dict, path: str | os.PathLike, metrics=("accuracy", "
       metrics: record keys to plot, one panel each.
     """
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.6), squeeze=False)
+    legend_rows = math.ceil(len(settings) / 4)  # one legend under the panels, 4 curves a row
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.4 + 0.25 * legend_rows), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         for name, records in settings.items():
             temperatures = sorted({r["temperature"] for r in records})
@@ -94,9 +96,9 @@ def sweep_curves(settings: dict, path: str | os.PathLike, metrics=("accuracy", "
             ax.fill_between(temperatures, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
         ax.axvline(1.0, color="0.5", linestyle=":", linewidth=1)
         ax.set(xscale="log", xlabel="temperature T", ylabel=f"test {metric}")
-        ax.legend(fontsize=8)
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=min(4, len(settings)), fontsize=8)
     fig.suptitle("Cold-posterior sweep (T = 1 dotted; band: min-max over seeds)", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.25 * legend_rows / fig.get_figheight() + 0.04, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
