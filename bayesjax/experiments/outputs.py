@@ -50,6 +50,11 @@ def plain(value):
     return value
 
 
+def nan_for_null(record: dict) -> dict:
+    """A flat record read back from strict JSON: the ``null`` that :func:`plain` wrote for NaN is NaN again."""
+    return {k: math.nan if v is None else v for k, v in record.items()}
+
+
 def digest(value) -> str:
     """SHA-256 (hex) of ``value``'s canonical JSON (:func:`plain`, sorted keys)."""
     return hashlib.sha256(json.dumps(plain(value), sort_keys=True, allow_nan=False).encode()).hexdigest()

@@ -8,13 +8,12 @@ sweeps run one after another into their own folders.
 from __future__ import annotations
 
 import json
-import math
 import os
 import pathlib
 
 import numpy as np
 
-from bayesjax.experiments import plots
+from bayesjax.experiments import outputs, plots
 
 
 def read_results(out: str | os.PathLike) -> dict[str, list[dict]]:
@@ -37,7 +36,7 @@ def read_results(out: str | os.PathLike) -> dict[str, list[dict]]:
         raise ValueError(f"{path} holds no sweep cells (records with a setting and a temperature)")
     settings: dict[str, list[dict]] = {}
     for row in rows:
-        record = {k: math.nan if v is None else v for k, v in row.items() if k != "setting"}
+        record = outputs.nan_for_null({k: v for k, v in row.items() if k != "setting"})
         settings.setdefault(row["setting"], []).append(record)
     return settings
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import pathlib
 
@@ -38,7 +37,7 @@ def load_cell(path: pathlib.Path, config: SweepConfig) -> dict | None:
         return None
     if record.get("fingerprint") != config.fingerprint() or not {"cells_per_chunk", *COLUMNS} <= record.keys():
         return None
-    return {k: math.nan if v is None else v for k, v in record.items()}
+    return outputs.nan_for_null(record)
 
 
 def write_results(rows: list[dict], configs: dict[str, SweepConfig], out: str | os.PathLike) -> None:
