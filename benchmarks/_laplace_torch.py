@@ -4,7 +4,10 @@ Runs as a child under an interpreter with torch and laplace-torch
 (``laplace.py --torch-python``), so the project's environment stays free of
 PyTorch; it imports no JAX. Each fit follows an untimed warm-up fit in this
 process (PyTorch has no compile), and reports the test NLL of its GLM probit
-predictive, then tunes one prior precision by marginal likelihood.
+predictive, then tunes one prior precision by marginal likelihood. It emits
+what it has measured after each stage, so a parent that stops it at a
+timeout keeps the stages that finished (``ready_s``: seconds from start to
+the first timed fit).
 
 Usage (internal)::
 
@@ -17,6 +20,8 @@ import json
 import os
 import sys
 import time
+
+START = time.perf_counter()
 
 import numpy as np
 import torch
@@ -42,24 +47,20 @@ def measure(data_path: str, configs: list[list[str]], glm_configs: list[list[str
         return {"skipped": f"laplace-torch not importable: {type(error).__name__}: {error}"}
     d = np.load(data_path)
     torch.manual_seed(0)
-    kernels = [d[f"kernel{i}"] for i in range(sum(name.startswith("kernel") for name in d.files))]
-    layers = []
-    for k in kernels:
-        layers += [nn.Linear(*k.shape), nn.ReLU()]
-    model = nn.Sequential(*layers[:-1])  # the MLP of the JAX weights: Linear, ReLU, ..., Linear
+    model, to_torch = network(d)
+    x_train, y_train = to_torch(d["x_train"]), torch.from_numpy(d["y_train"]).long()
+    x_test, y_test = to_torch(d["x_test"]), torch.from_numpy(d["y_test"]).long()
+    x_all = to_torch(d["x_all"])
     with torch.no_grad():
-        for i, layer in enumerate(model[::2]):
-            layer.weight.copy_(torch.from_numpy(kernels[i].T.copy()))
-            layer.bias.copy_(torch.from_numpy(d[f"bias{i}"]))
-    x_train, y_train = torch.from_numpy(d["x_train"]), torch.from_numpy(d["y_train"]).long()
-    x_test, y_test = torch.from_numpy(d["x_test"]), torch.from_numpy(d["y_test"]).long()
-    x_all = torch.from_numpy(d["x_all"])
+        logit_diff = float((model(x_test[:8]) - torch.from_numpy(d["logits"])).abs().max())
     loader = DataLoader(TensorDataset(x_train, y_train), batch_size=128)
     out = {"version": importlib.metadata.version("laplace-torch"), "torch": torch.__version__,
-           "threads": torch.get_num_threads()}
+           "threads": torch.get_num_threads(), "max_abs_logit_diff": logit_diff}
     # Untimed warm-up: the first fit in a process pays one-time set-up costs.
     warm_up = Laplace(model, "classification", subset_of_weights="all", hessian_structure="kron")
     warm_up.fit(DataLoader(TensorDataset(x_train[:128], y_train[:128]), batch_size=128))
+    out["ready_s"] = time.perf_counter() - START
+    emit({**out, "peak_rss_mb": peak_rss_mb()})
 
     def test_probs(la):
         with torch.no_grad():
@@ -76,20 +77,62 @@ def measure(data_path: str, configs: list[list[str]], glm_configs: list[list[str
         la.fit(loader)
         fit_s = time.perf_counter() - start
         probs = test_probs(la)
-        out[name] = {"fit_s": fit_s, "test_nll": nll(probs),
-                     "test_accuracy": float((probs.argmax(1) == y_test).float().mean()),
-                     "backend": type(la.backend).__name__}
+        out[name] = {"fit_s": fit_s, "backend": type(la.backend).__name__}
+        emit({**out, "peak_rss_mb": peak_rss_mb()})
+        out[name].update(test_nll=nll(probs), test_accuracy=float((probs.argmax(1) == y_test).float().mean()))
         if [hessian, subset] in glm_configs:
             start = time.perf_counter()
             with torch.no_grad():
                 for batch in torch.split(x_all, 256):
                     la(batch, pred_type="glm", link_approx="probit")
             out[name]["glm_s"] = time.perf_counter() - start
+        emit({**out, "peak_rss_mb": peak_rss_mb()})
         la.optimize_prior_precision(method="marglik", pred_type="glm", link_approx="probit")
         out[name]["tuned_prior_precision"] = float(la.prior_precision.ravel()[0])
         out[name]["tuned_test_nll"] = nll(test_probs(la))
     out["peak_rss_mb"] = peak_rss_mb()
     return out
+
+
+def network(d):
+    """``(torch module, inputs -> tensor)`` of ``laplace.py``'s network on its JAX weights ``w:<path>``.
+
+    ``"mlp ..."``: Linear and ReLU layers on flattened inputs (kernels
+    transposed). ``"cnn"``: Fortuin et al.'s network, ``Conv2d`` (3x3,
+    padding 1 = flax's SAME; kernels HWIO to OIHW), ReLU and 2x2 max-pooling
+    twice, then the head, whose rows are permuted from flax's flattening
+    order (H, W, C) to torch's (C, H, W); images NHWC to NCHW.
+    """
+    w = {k[2:]: torch.from_numpy(np.ascontiguousarray(d[k])) for k in d.files if k.startswith("w:")}
+
+    def linear(name):
+        layer = nn.Linear(*w[f"{name}/kernel"].shape)
+        layer.weight.data.copy_(w[f"{name}/kernel"].T)
+        layer.bias.data.copy_(w[f"{name}/bias"])
+        return layer
+
+    if str(d["network"]) != "cnn":
+        dense = sorted((k.split("/")[0] for k in w if k.endswith("/kernel")), key=lambda k: int(k.split("_")[1]))
+        layers = []
+        for name in dense:
+            layers += [linear(name), nn.ReLU()]
+        return nn.Sequential(*layers[:-1]), torch.from_numpy
+
+    def conv(name):
+        kernel = w[f"{name}/kernel"]  # [3, 3, in, out]
+        layer = nn.Conv2d(kernel.shape[2], kernel.shape[3], kernel.shape[0], padding=kernel.shape[0] // 2)
+        layer.weight.data.copy_(kernel.permute(3, 2, 0, 1))
+        layer.bias.data.copy_(w[f"{name}/bias"])
+        return layer
+
+    head = linear("Dense_0")
+    channels = w["Conv_1/kernel"].shape[3]
+    side = int(round((head.in_features // channels) ** 0.5))
+    head.weight.data.copy_(head.weight.data.view(-1, side, side, channels).permute(0, 3, 1, 2).reshape(
+        head.out_features, -1))
+    model = nn.Sequential(conv("Conv_0"), nn.ReLU(), nn.MaxPool2d(2), conv("Conv_1"), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Flatten(), head)
+    return model, lambda x: torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
 
 
 if __name__ == "__main__":

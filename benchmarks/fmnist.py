@@ -6,7 +6,7 @@
                                           [--json results/fmnist_bench.json]
 
 Every part runs in its own child process (so its peak resident memory,
-``ru_maxrss``, is its own) on the 60,000 training images of Debian's
+Linux's ``VmHWM``, is its own) on the 60,000 training images of Debian's
 ``dataset-fashion-mnist`` (``make fashion-mnist``), compile included where
 said. The networks are the research protocol's (:mod:`bayesjax.experiments.sweep.presets`):
 an MLP 784-100-100-10 and Fortuin et al. (2021)'s CNN (``bj.models.fortuin_cnn``),

@@ -2,19 +2,25 @@
 
 Tabular inputs are standardized per feature; images and 1-D signals with one
 global scalar mean and deviation (``axis=None``). A constant feature keeps a
-deviation of 1, so it maps to 0 rather than to NaN or to rounding noise.
+deviation of 1, so it maps to 0 rather than to NaN or to rounding noise. The
+results start on a 64-byte boundary (:func:`aligned_empty`), so that
+``jax.device_put`` on the CPU shares their memory instead of copying them.
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CHUNK", "CONSTANT_RTOL", "moments", "standardize"]
+__all__ = ["ALIGNMENT", "CHUNK", "CONSTANT_RTOL", "aligned_empty", "moments", "standardize"]
 
 CONSTANT_RTOL = 1e-8
 """A deviation below this fraction of the mean's magnitude is rounding error of
 a constant feature (e.g. naval-propulsion-plant's column 11, whose float64
 deviation is 2e-13): it is read as 0, hence replaced by 1."""
 
+
+ALIGNMENT = 64
+"""Bytes: XLA's CPU client aliases a NumPy array in ``jax.device_put`` (no copy) when its data start on such a
+boundary; NumPy's own allocations are 16-byte aligned, so 60,000 Fashion-MNIST images (188 MB) were held twice."""
 
 CHUNK = 1 << 20
 """Elements per pass of the global (``axis=None``) deviation: its float64 temporaries stay at 8 MiB."""
@@ -45,6 +51,21 @@ def moments(a: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(std > CONSTANT_RTOL * np.abs(mean), std, 1.0)
 
 
+def aligned_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
+    """An uninitialized array whose data start on an :data:`ALIGNMENT`-byte boundary.
+
+    Example:
+        >>> from bayesjax.data.standardize import aligned_empty
+        >>> aligned_empty((3, 5), np.float32).ctypes.data % 64
+        0
+    """
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape)) * dtype.itemsize
+    raw = np.empty(size + ALIGNMENT, np.uint8)
+    start = -raw.ctypes.data % ALIGNMENT
+    return raw[start:start + size].view(dtype).reshape(shape)
+
+
 def standardize(train: np.ndarray, test: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray]:
     """Standardizes both arrays with ``train``'s moments along ``axis``; returns float32.
 
@@ -60,8 +81,11 @@ def standardize(train: np.ndarray, test: np.ndarray, axis: int | None) -> tuple[
     mean, std = mean.astype(dtype), std.astype(dtype)
 
     def scaled(a: np.ndarray) -> np.ndarray:
-        out = np.subtract(a, mean, dtype=dtype)
-        out /= std  # in place: one temporary, not three, for 60,000 images
-        return out.astype(np.float32, copy=False)
+        out = aligned_empty(a.shape, np.float32)
+        if dtype == np.float32:  # images: in place, no temporary for 60,000 images
+            np.divide(np.subtract(a, mean, out=out, dtype=dtype), std, out=out)
+        else:  # float64 tabular data: in float64, rounded once
+            np.divide(np.subtract(a, mean, dtype=dtype), std, out=out, casting="same_kind")
+        return out
 
     return scaled(train), scaled(test)

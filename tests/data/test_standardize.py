@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from bayesjax import data
+from bayesjax.data.standardize import ALIGNMENT, standardize
 
 
 def test_digits_standardized_with_training_statistics_only():
@@ -41,3 +42,17 @@ def test_global_moments_in_chunks_equal_numpy(monkeypatch, dtype):
     assert mean == pytest.approx(a.mean(dtype=np.float64), rel=1e-14)
     assert std == pytest.approx(a.std(dtype=np.float64), rel=1e-12)
     assert standardize.moments(np.full((3, 4), 7, dtype), None)[1] == 1.0  # constant: deviation 1
+
+
+def test_standardized_arrays_are_shared_by_jax_not_copied():
+    """Inputs start on a 64-byte boundary, so ``jax.device_put`` on the CPU aliases them (one copy of the data)."""
+    import jax
+
+    ds = data.load("digits")
+    for x in (ds.x_train, ds.x_test):
+        assert x.ctypes.data % ALIGNMENT == 0
+        if jax.default_backend() == "cpu":
+            assert jax.device_put(x).unsafe_buffer_pointer() == x.ctypes.data
+    train, test = standardize(np.arange(12.0).reshape(4, 3), np.ones((2, 3)), axis=0)  # the float64 path
+    assert train.dtype == np.float32 and train.ctypes.data % ALIGNMENT == 0 and test.ctypes.data % ALIGNMENT == 0
+    np.testing.assert_allclose(train.mean(0), 0.0, atol=1e-6)

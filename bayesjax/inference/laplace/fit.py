@@ -162,7 +162,7 @@ def laplace(
         log_joint, params_map = in_evaluation_mode(log_joint, params_map.state), params_map.params
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    x, y = check_data(data)
+    x, y = jax.device_put(check_data(data))  # once, for the fit and the mode check (on the CPU, without a copy)
     num_outputs = jacobians.num_outputs(log_joint.apply, params_map, x)
     check_targets(log_joint.likelihood, y, num_outputs)
     subset = subset if isinstance(subset, str) else tuple(subset)
