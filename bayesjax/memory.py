@@ -100,6 +100,23 @@ def example_cost(fn: Callable, params, x) -> tuple[float, float]:
     return per_example, max(0.0, small - per_example)
 
 
+def input_chunk(per_chunk: Callable, *arrays, budget: int | None = None) -> int:
+    """Inputs per chunk of ``per_chunk(*chunks)`` (a pass over the leading axis of ``arrays``) that fit ``budget``.
+
+    Only the per-example slope of :func:`example_cost` counts: what the
+    function holds whatever the chunk (weights, factors it closes over)
+    exists anyway, and counting it would shrink the chunk without bound.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from bayesjax.memory import input_chunk
+      >>> input_chunk(lambda x: jnp.exp(x) @ jnp.ones((1000, 1000)), jnp.zeros((60_000, 1000)), budget=2**28)
+      22369
+    """
+    per_example, _ = example_cost(lambda _, chunks: per_chunk(*chunks), None, arrays)
+    return chunk_sizes(1, jax.tree.leaves(arrays)[0].shape[0], per_example, budget=budget)[1]
+
+
 def chunk_sizes(
     num_samples: int,
     num_inputs: int,

@@ -235,9 +235,9 @@ def accumulate(
     """
     layers = jacobians.tap_layers(hessian, apply, params, names, x)
     sub = subsets.select(params, names)
-    if chunk_size is None:
-        columns = num_factor_columns(likelihood, jacobians.num_outputs(apply, params, x), curvature)
-        chunk_size = memory.chunk_sizes(1, x.shape[0], jacobians.bytes_per_example(layers, sub, columns, x))[1]
+    if chunk_size is None:  # from the traced peak of one chunk (the network's own intermediates included)
+        chunk_size = memory.input_chunk(lambda xc, yc: chunk_curvature(
+            hessian, curvature, apply, likelihood, params, names, layers, xc, yc, jnp.ones(xc.shape[:1], bool)), x, y)
 
     def fold(carry, chunk_arrays, mask):
         total, log_likelihood = carry

@@ -54,18 +54,12 @@ from bayesjax.types import Array, PRNGKey
 LINKS = ("probit", "bridge", "mc")
 
 
-def _chunk_size(post: PosteriorData, layers, x: Array, num_outputs: int, num_draws: int = 0) -> int:
-    """``post.chunk_size``, else the inputs per chunk that fit :data:`bayesjax.memory.DEFAULT_BUDGET`.
+def _chunk_size(post: PosteriorData, per_chunk, x: Array) -> int:
+    """``post.chunk_size``, else the inputs per chunk of ``per_chunk(xc)`` that fit the memory budget.
 
-    ``num_draws``: function-space draws per input of the Monte Carlo parts (:func:`classify`).
+    From the traced peak of one chunk (:func:`bayesjax.memory.input_chunk`).
     """
-    if post.chunk_size is not None:
-        return post.chunk_size
-    per_example = jacobians.bytes_per_example(layers, post.subset_mean, num_outputs, x)
-    if post.hessian == "full":
-        per_example += 2 * num_outputs * post.num_params * 4
-    per_example += 4 * num_draws * num_outputs * 4  # draws, their log-softmax, probabilities, entropy terms
-    return memory.chunk_sizes(1, x.shape[0], per_example)[1]
+    return post.chunk_size if post.chunk_size is not None else memory.input_chunk(per_chunk, x)
 
 
 def _chunk_covariance(post: PosteriorData, layers, x: Array) -> tuple[Array, Array]:
@@ -133,8 +127,11 @@ def _layer_variances(post: PosteriorData, layers, inputs, grads):
 def functional_covariance(post: PosteriorData, x: Array) -> tuple[Array, Array]:
     """``(f(x; mean) [N, K], J P^{-1} J^T [N, K, K])``, chunked over ``x``."""
     layers = jacobians.tap_layers(post.hessian, post.log_joint.apply, post.mean, post.subset, x)
-    chunk = _chunk_size(post, layers, x, jacobians.num_outputs(post.log_joint.apply, post.mean, x))
-    return map_chunks(lambda xc: _chunk_covariance(post, layers, xc), x, chunk)
+
+    def per_chunk(xc):
+        return _chunk_covariance(post, layers, xc)
+
+    return map_chunks(per_chunk, x, _chunk_size(post, per_chunk, x))
 
 
 def _sqrt_psd(cov: Array) -> Array:
@@ -193,7 +190,6 @@ def _glm_moments(post: PosteriorData, x: Array, noise: Array):
     """
     layers = jacobians.tap_layers(post.hessian, post.log_joint.apply, post.mean, post.subset, x)
     likelihood = post.log_joint.likelihood
-    chunk = _chunk_size(post, layers, x, noise.shape[1], noise.shape[0] if likelihood.task == CLASSIFICATION else 0)
 
     def per_chunk(xc):
         f_mean, f_cov = _chunk_covariance(post, layers, xc)
@@ -202,7 +198,7 @@ def _glm_moments(post: PosteriorData, x: Array, noise: Array):
             return mean, noise_variance, f_cov[:, 0, 0]
         return classify(f_mean, f_cov, noise)
 
-    return map_chunks(per_chunk, x, chunk)
+    return map_chunks(per_chunk, x, _chunk_size(post, per_chunk, x))
 
 
 GLM_MOMENTS = compiling.jit(_glm_moments)

@@ -16,14 +16,11 @@ Both the curvature sums (:mod:`.curvature`) and the functional covariance
 """
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 
 from bayesjax.inference.laplace import subsets
 from bayesjax.inference.laplace.layers import Layer, NotTappable, check_calls, find_layers, tapped_forward
-from bayesjax.trees import num_params
 from bayesjax.types import ApplyFn, Array, Params
 
 
@@ -71,17 +68,6 @@ def tap_layers(hessian: str, apply: ApplyFn, params: Params, names, x: Array) ->
         if hessian == "kfac":
             raise ValueError(f"hessian='kfac' cannot factor this model: {reason}. Use hessian='diag' or 'full'.")
         return None
-
-
-def bytes_per_example(layers, sub: Params, num_columns: int, x: Array) -> float:
-    """A rough size of one example's intermediates, to pick a chunk size."""
-    itemsize = max(leaf.dtype.itemsize for leaf in jax.tree.leaves(sub))
-    row = math.prod(x.shape[1:]) * x.dtype.itemsize
-    if layers is None:
-        return 3.0 * num_columns * num_params(sub) * itemsize + row
-    width = sum(layer.num_locations * (layer.fan_in + layer.fan_out) for layer in layers)
-    jacobians = sum(layer.fan_in * layer.fan_out for layer in layers if layer.num_locations > 1)
-    return ((num_columns + 4) * width + 2 * num_columns * jacobians) * itemsize + 4 * row
 
 
 def tapped_gradients(apply, params, x, layers, cotangent_fn):

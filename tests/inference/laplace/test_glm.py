@@ -52,16 +52,22 @@ def test_glm_regression_in_chunks_equals_one_pass(linear_data):
 
 
 def test_glm_streams_over_large_inputs_in_budget_chosen_chunks():
-    """On Fashion-MNIST-sized inputs (60,000 x 784) the GLM pass maps over chunks that fit the memory budget."""
-    model = bj.models.mlp([32], num_outputs=10)
-    x = np.random.default_rng(0).normal(size=(16, 784)).astype(np.float32)
+    """On Fashion-MNIST-sized inputs (60,000 x 28 x 28) the GLM pass of a CNN maps over chunks that fit the budget.
+
+    The chunk is sized from the traced peak of one chunk, the convolutions'
+    intermediates included (last layer: they are most of it).
+    """
+    model = bj.models.fortuin_cnn(10, width=8)
+    x = np.random.default_rng(0).normal(size=(16, 28, 28, 1)).astype(np.float32)
     y = np.arange(16, dtype=np.int32) % 10
     params = model.init(jax.random.key(0), x[:1])
     lj = bj.log_joint(model.apply, bj.priors.gaussian(1.0), bj.likelihoods.categorical(), num_data=16)
-    post = laplace(lj, params, (x, y), hessian="kfac")
-    jaxpr = jax.make_jaxpr(glm.functional_covariance)(post, jax.ShapeDtypeStruct((60_000, 784), jnp.float32))
-    (scan,) = [eqn for eqn in jaxpr.jaxpr.eqns if eqn.primitive.name == "scan"]
-    chunk = -(-60_000 // scan.params["length"])
-    per_example = jacobians.bytes_per_example(jacobians.tap_layers("kfac", model.apply, params, None, x),
-                                              post.subset_mean, 10, x)
-    assert scan.params["length"] > 1 and chunk * per_example <= memory.DEFAULT_BUDGET
+    for subset in ("all", "last_layer"):
+        post = laplace(lj, params, (x, y), hessian="kfac", subset=subset)
+        jaxpr = jax.make_jaxpr(glm.functional_covariance)(post, jax.ShapeDtypeStruct((60_000, 28, 28, 1), jnp.float32))
+        (scan,) = [eqn for eqn in jaxpr.jaxpr.eqns if eqn.primitive.name == "scan"]
+        chunk = -(-60_000 // scan.params["length"])
+        layers = jacobians.tap_layers("kfac", model.apply, post.mean, post.subset, x)
+        per_example, _ = memory.example_cost(lambda p, xc: glm._chunk_covariance(p, layers, xc), post, x)
+        assert per_example > 28 * 28 * 8 * 4  # the first convolution's output alone
+        assert scan.params["length"] > 1 and chunk * per_example <= memory.DEFAULT_BUDGET
