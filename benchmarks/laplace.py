@@ -2,6 +2,7 @@
 
     python benchmarks/laplace.py [--dataset digits|fashion_mnist] [--model mlp|cnn] [--torch-python PATH]
                                  [--no-torch] [--torch-timeout 600] [--no-cached] [--repeats 2]
+                                 [--configs diag/all,kfac/all,diag/last_layer,kfac/last_layer]
                                  [--warm-repeats 3] [--map-steps N] [--json out.json]
 
 Trains a network (MAP, Adam, batches of 128): an MLP 64-50-50-10 on digits,
@@ -244,6 +245,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--dataset", choices=sorted(HIDDEN), default="digits")
     parser.add_argument("--model", choices=("mlp", "cnn"), default="mlp",
                         help="the network (cnn: Fortuin et al.'s, Fashion-MNIST only)")
+    parser.add_argument("--configs", default=",".join(f"{h}/{s}" for h, s in CONFIGS),
+                        help="comma-separated HESSIAN/SUBSET to measure (default: all four)")
     parser.add_argument("--warm-repeats", type=int, default=3,
                         help="warm calls after the cold one (default 3; 0: none)")
     parser.add_argument("--torch-timeout", type=float, default=600,
@@ -259,11 +262,14 @@ def main(argv=None) -> dict:
         return {}
     if args.model == "cnn" and args.dataset != "fashion_mnist":
         parser.error("--model cnn is Fortuin et al.'s Fashion-MNIST network: add --dataset fashion_mnist")
+    configs = [tuple(name.split("/")) for name in args.configs.split(",")]
+    if not set(configs) <= set(CONFIGS):
+        parser.error(f"--configs: each of {', '.join(f'{h}/{s}' for h, s in CONFIGS)}")
 
     trained, map_s, _ = timed(train_map, args.dataset, args.model, args.map_steps or MAP_STEPS[args.dataset])
     results: dict = {"device": trained["device"], "problem": trained["problem"], "map_train_s": map_s,
                      "repeats": args.repeats, "warm_repeats": args.warm_repeats,
-                     "bayesjax": {f"{h}/{s}": {"cold": [], "cached": []} for h, s in CONFIGS}, "laplace_torch": []}
+                     "bayesjax": {f"{h}/{s}": {"cold": [], "cached": []} for h, s in configs}, "laplace_torch": []}
     import numpy as np
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -271,12 +277,12 @@ def main(argv=None) -> dict:
         np.savez(data_path, **trained["arrays"])
         caches = {name: os.path.join(tmp, "cache_" + name.replace("/", "_")) for name in results["bayesjax"]}
         if not args.no_cached:  # fill each configuration's cache once (not measured)
-            for hessian, subset in CONFIGS:
+            for hessian, subset in configs:
                 bayesjax_child(["--child", data_path, hessian, subset, "--cache-dir", caches[f"{hessian}/{subset}"],
                                 "--warm-repeats", str(args.warm_repeats)])
         for _ in range(args.repeats):
             torch_run: dict = {}
-            for hessian, subset in CONFIGS:
+            for hessian, subset in configs:
                 name = f"{hessian}/{subset}"
                 child = ["--child", data_path, hessian, subset, "--warm-repeats", str(args.warm_repeats)]
                 results["bayesjax"][name]["cold"].append(bayesjax_child(child))

@@ -56,6 +56,7 @@ from bayesjax.experiments.sweep.temperature import (
     configurational_temperature,
     gradient_noise_ratio,
     kinetic_temperature,
+    momentum_step_size,
 )
 
 __all__ = [
@@ -74,6 +75,7 @@ __all__ = [
     "gradient_noise_ratio",
     "kinetic_temperature",
     "load_cell",
+    "momentum_step_size",
     "ood_inputs",
     "run_chunk",
     "run_sweep",

@@ -71,3 +71,45 @@ def test_checks_in_budget_chosen_chunks_equal_the_checks_in_one_pass():
     for name in ("grad_noise_ratio", "configurational_temperature"):
         np.testing.assert_allclose(chunked[name], whole[name], rtol=1e-4)
         assert np.isfinite(whole[name])
+
+
+def test_kinetic_temperature_of_preconditioned_sghmc_under_constant_and_cyclical_steps():
+    """Full-batch SGHMC on a Gaussian target: <v^T G^-1 v> / (d eps) gives T back with a layerwise G != 1.
+
+    The step eps is the momenta's memory-weighted recent step
+    (:func:`momentum_step_size`): at the end of a cosine cycle the last step
+    alone (about 1e-5 of the first) overstates T many times over.
+    """
+    from bayesjax.inference.sgmcmc import sghmc_init, sghmc_step
+
+    rng = np.random.default_rng(4)
+    num_data, temperature, friction, lr, steps = 60, 0.5, 0.1, 0.02, 3000
+    x = rng.normal(size=(num_data, 3)).astype(np.float32)
+    y = (x @ np.array([1.0, -1.0, 0.5]) + 0.3 + 0.5 * rng.normal(size=num_data)).astype(np.float32)
+    lj = bj.log_joint(lambda p, x: x @ p["w"][:, None] + p["b"], bj.priors.gaussian(1.0),
+                      bj.likelihoods.gaussian(0.5), num_data, temperature=temperature)
+    gains = {"b": jnp.asarray(1.0), "w": jnp.asarray(0.2)}
+    cycle = lambda count: lr / 2 * (jnp.cos(jnp.pi * (count % steps) / steps) + 1)  # noqa: E731
+
+    def chain(key, schedule):
+        state = sghmc_init({"w": jnp.zeros(3), "b": jnp.zeros(())}, preconditioned=True)._replace(preconditioner=gains)
+
+        def step(state, key):
+            state, info = sghmc_step(key, state, (x, y), log_joint=lj, step_size=schedule, friction=friction,
+                                     precondition_every=10**9)
+            return state, info.step_size
+
+        return jax.lax.scan(step, state, jax.random.split(key, steps))
+
+    for schedule in (lr, cycle):
+        states, step_sizes = jax.jit(jax.vmap(lambda k: chain(k, schedule)))(jax.random.split(jax.random.key(0), 512))
+        kinetic = jax.vmap(sweep.kinetic_temperature)(
+            states.momentum, sweep.momentum_step_size(step_sizes.T / num_data, friction), states.preconditioner)
+        np.testing.assert_allclose(float(jnp.mean(kinetic)), temperature, rtol=0.1)
+        if schedule is cycle:
+            last = jax.vmap(sweep.kinetic_temperature)(states.momentum, step_sizes[:, -1] / num_data,
+                                                       states.preconditioner)
+            assert float(jnp.mean(last)) > 10 * temperature
+    unpreconditioned = jax.vmap(sweep.kinetic_temperature)(states.momentum, sweep.momentum_step_size(
+        step_sizes.T / num_data, friction))
+    assert float(jnp.mean(unpreconditioned)) < 0.5 * temperature  # G = 0.2 on 3 of 4 weights: T is not read back
