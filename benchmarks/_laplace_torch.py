@@ -75,10 +75,9 @@ def measure(data_path: str, configs: list[list[str]], glm_configs: list[list[str
         start = time.perf_counter()
         la = Laplace(model, "classification", subset_of_weights=subset, hessian_structure=structure)
         la.fit(loader)
-        fit_s = time.perf_counter() - start
-        probs = test_probs(la)
-        out[name] = {"fit_s": fit_s, "backend": type(la.backend).__name__}
+        out[name] = {"fit_s": time.perf_counter() - start, "backend": type(la.backend).__name__}
         emit({**out, "peak_rss_mb": peak_rss_mb()})
+        probs = test_probs(la)
         out[name].update(test_nll=nll(probs), test_accuracy=float((probs.argmax(1) == y_test).float().mean()))
         if [hessian, subset] in glm_configs:
             start = time.perf_counter()
