@@ -30,7 +30,10 @@ DEFAULT_BUDGET = 512 * 2**20
 MIN_INPUT_CHUNK = 128
 """Inputs per chunk below which more samples per chunk are not taken (small chunks waste the matmul units)."""
 
-_PROBE = 33  # the larger batch of the two traces (the smaller is 1)
+_PROBES = (256, 512)
+"""The batches :func:`example_cost` traces: at 1 and 33 a fixed-size phase (KFAC's 3137 x 3137 factor of the
+Fashion-MNIST CNN's head, 39 MB) was the peak at both and hid the per-example phase (its convolutions, 0.45 MB per
+image), which then chose chunks 29 times too large."""
 
 
 def _size(var) -> int:
@@ -88,17 +91,17 @@ def _with_batch(x, batch: int) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct((batch,) + tuple(jnp.shape(x)[1:]), jnp.result_type(x))
 
 
-def example_cost(fn: Callable, params, x, probes: tuple[int, int] = (1, _PROBE)) -> tuple[float, float]:
+def example_cost(fn: Callable, params, x) -> tuple[float, float]:
     """``(bytes per example, fixed bytes)`` of ``fn(params, x)`` over the leading axis of ``x`` (a pytree).
 
-    Read from :func:`peak_bytes` at the batches ``probes`` (default 1 and
-    33): the per-example cost is the slope, the fixed cost (parameter-sized
-    intermediates of one sample) the rest. ``params`` is one sample (no
-    leading sample axis).
+    Read from :func:`peak_bytes` at the batches :data:`_PROBES` (256 and
+    512; tracing costs the same at any batch): the per-example cost is the
+    slope, the fixed cost (parameter-sized intermediates of one sample) the
+    rest. ``params`` is one sample (no leading sample axis).
     """
-    small, large = (peak_bytes(fn, params, jax.tree.map(lambda a: _with_batch(a, b), x)) for b in probes)
-    per_example = max(1.0, (large - small) / (probes[1] - probes[0]))
-    return per_example, max(0.0, small - probes[0] * per_example)
+    small, large = (peak_bytes(fn, params, jax.tree.map(lambda a: _with_batch(a, b), x)) for b in _PROBES)
+    per_example = max(1.0, (large - small) / (_PROBES[1] - _PROBES[0]))
+    return per_example, max(0.0, small - _PROBES[0] * per_example)
 
 
 def input_chunk(per_chunk: Callable, *arrays, budget: int | None = None) -> int:
@@ -106,11 +109,7 @@ def input_chunk(per_chunk: Callable, *arrays, budget: int | None = None) -> int:
 
     Only the per-example slope of :func:`example_cost` counts: what the
     function holds whatever the chunk (weights, factors it closes over)
-    exists anyway, and counting it would shrink the chunk without bound. The
-    slope is read between batches of 256 and 512: at 1 and 33 a fixed-size
-    phase (KFAC's 3137 x 3137 factor of the Fashion-MNIST CNN's head, 39 MB)
-    is the peak at both and hides the per-example phase (its convolutions,
-    0.45 MB per image), which then chose chunks 29 times too large.
+    exists anyway, and counting it would shrink the chunk without bound.
 
     Example:
       >>> import jax.numpy as jnp
@@ -118,7 +117,7 @@ def input_chunk(per_chunk: Callable, *arrays, budget: int | None = None) -> int:
       >>> input_chunk(lambda x: jnp.exp(x) @ jnp.ones((1000, 1000)), jnp.zeros((60_000, 1000)), budget=2**28)
       22369
     """
-    per_example, _ = example_cost(lambda _, chunks: per_chunk(*chunks), None, arrays, probes=(256, 512))
+    per_example, _ = example_cost(lambda _, chunks: per_chunk(*chunks), None, arrays)
     return chunk_sizes(1, jax.tree.leaves(arrays)[0].shape[0], per_example, budget=budget)[1]
 
 
