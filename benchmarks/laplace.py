@@ -123,7 +123,8 @@ def child_bayesjax(data_path: str, hessian: str, subset: str, cache_dir: str | N
         dim = sum(leaf.size for leaf in jax.tree.leaves(post.subset_mean))
         work = fit.fit_work(lj, params, data[0].shape, 10, hessian, "ggn", dim)
         lowered = fit.FIT.pick(work).lower(params, data, None, 1.0, 1.0, len(data[1]), log_joint_key=LogJointKey(lj),
-                                           hessian=hessian, curvature="ggn", subset=subset, chunk_size=None)
+                                           hessian=hessian, curvature="ggn", subset=subset, chunk_size=None,
+                                           mode_check=True)
         out["fit_scratch_mb"] = lowered.compile().memory_analysis().temp_size_in_bytes / 2**20
         if "glm_cold_s" in out:
             x_all = arrays["x_all"]

@@ -81,16 +81,26 @@ def step(
     chunk_size: int | None = None,
 ) -> tuple[LaplaceState, LaplaceInfo]:
     """Adds the curvature of ``batch`` (chunked) at ``state.mean``."""
+    new_state, log_likelihood, _ = add_batch(state, batch, log_joint=log_joint, hessian=hessian, curvature=curvature,
+                                             subset=subset, chunk_size=chunk_size)
+    return new_state, LaplaceInfo(log_likelihood, new_state.num_seen)
+
+
+def add_batch(state: LaplaceState, batch: Batch, *, log_joint: LogJoint, hessian: str, curvature: str, subset,
+              chunk_size: int | None, with_gradient: bool = False) -> tuple[LaplaceState, Array, Params | None]:
+    """:func:`step`'s new state, the batch's summed log-likelihood and (``with_gradient``) its gradient.
+
+    The gradient is over the Bayesian weights, from the same pass
+    (:func:`~.curvature.accumulate`); :func:`bayesjax.laplace` checks the mode with it.
+    """
     x, y = batch
     names = subsets.resolve(subset, state.mean)
-    total, log_likelihood, _ = accumulate(
-        state.curvature, hessian, curvature, log_joint.apply, log_joint.likelihood, state.mean, names,
-        jnp.asarray(x), jnp.asarray(y), chunk_size,
-    )
-    num_seen = state.num_seen + x.shape[0]
-    log_likelihood = log_likelihood.astype(state.log_likelihood.dtype)
-    new_state = LaplaceState(state.mean, total, num_seen, state.log_likelihood + log_likelihood)
-    return new_state, LaplaceInfo(log_likelihood, num_seen)
+    done = accumulate(state.curvature, hessian, curvature, log_joint.apply, log_joint.likelihood, state.mean, names,
+                      jnp.asarray(x), jnp.asarray(y), chunk_size, with_gradient)
+    log_likelihood = done.log_likelihood.astype(state.log_likelihood.dtype)
+    new_state = LaplaceState(state.mean, done.curvature, state.num_seen + x.shape[0],
+                             state.log_likelihood + log_likelihood)
+    return new_state, log_likelihood, done.gradient
 
 
 def from_state(

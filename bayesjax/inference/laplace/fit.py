@@ -7,13 +7,13 @@ compile rather than one per stage and per shape.
 """
 from __future__ import annotations
 
-import functools
 import warnings
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from bayesjax import compiling, memory
+from bayesjax import compiling
 from bayesjax.checks import check_data
 from bayesjax.inference.laplace import algorithm, jacobians, layers, subsets
 from bayesjax.inference.laplace.approximation import LaplacePosterior
@@ -31,26 +31,36 @@ MAX_FULL_PARAMS = 20_000
 
 
 def _fit(params, data, prior_precision, likelihood_weight, prior_weight, num_data, *, log_joint_key: LogJointKey,
-         hessian, curvature, subset, chunk_size):
-    """``(state, prior_precision, scalars, factor)`` of the Laplace posterior at ``params``.
+         hessian, curvature, subset, chunk_size, mode_check):
+    """``(state, prior_precision, scalars, factor, log_joint_grad)`` of the Laplace posterior at ``params``.
 
     ``prior_precision``: normalized (see
     :func:`~.posterior.normalize_prior_precision`), or ``None`` for
     ``1 / prior.stddev^2`` per weight, returned unreduced for the host to check.
+    ``log_joint_grad``: with ``mode_check``, the tempered log-joint's gradient
+    over the Bayesian weights (``data`` all N examples), from the curvature's
+    own pass; else ``None``.
     """
-    state = algorithm.init(params, hessian, subset)
-    state, _ = algorithm.step(state, data, log_joint=log_joint_key.log_joint, hessian=hessian, curvature=curvature,
-                              subset=subset, chunk_size=chunk_size)
+    log_joint = log_joint_key.log_joint
+    state, _, likelihood_grad = algorithm.add_batch(
+        algorithm.init(params, hessian, subset), data, log_joint=log_joint, hessian=hessian, curvature=curvature,
+        subset=subset, chunk_size=chunk_size, with_gradient=mode_check)
     names = subsets.resolve(subset, params)
     if prior_precision is None:
-        stddev = log_joint_key.log_joint.prior.stddev(subsets.select(params, names))
+        stddev = log_joint.prior.stddev(subsets.select(params, names))
         prior_precision = jax.tree.map(lambda s: 1.0 / jnp.square(s), stddev)
     scalars, factor = algorithm.finalize(state, prior_precision, likelihood_weight, prior_weight, num_data, hessian,
                                          log_joint_key, names)
-    return state, prior_precision, scalars, factor
+    log_joint_grad = None
+    if mode_check:
+        prior_grad = subsets.select(jax.grad(log_joint.log_prior)(params), names)
+        log_joint_grad = jax.tree.map(lambda g_lik, g_prior: likelihood_weight * g_lik + prior_weight * g_prior,
+                                      likelihood_grad, prior_grad)
+    return state, prior_precision, scalars, factor, log_joint_grad
 
 
-FIT = compiling.jit(_fit, static_argnames=("log_joint_key", "hessian", "curvature", "subset", "chunk_size"))
+FIT = compiling.jit(_fit, static_argnames=("log_joint_key", "hessian", "curvature", "subset", "chunk_size",
+                                          "mode_check"))
 
 
 def fit_work(log_joint: LogJoint, params: Params, x_shape: tuple[int, ...], num_outputs: int, hessian: str,
@@ -88,8 +98,11 @@ def laplace(
     over ``data`` (scaled by ``N / len(data)`` if ``data`` is not all
     ``num_data`` examples) and ``Delta`` the Gaussian prior's precision. The
     curvature is computed matrix-free, in chunks of ``chunk_size`` examples
-    (default: sized to ~64 MB of intermediates), so memory does not grow with
-    the data.
+    (default: from one chunk's traced intermediates and the memory budget,
+    :func:`bayesjax.memory.input_chunk`), so memory does not grow with the
+    data. When ``data`` holds all ``num_data`` examples, the same pass sums
+    the log-joint's gradient at ``params_map``, and a mean far from a mode
+    warns (:func:`warn_far_from_mode`).
 
     Temperature enters P as above: a colder T narrows q by sqrt(T) (posterior
     tempering). ``params_map`` should be the mode of that same tempered
@@ -185,15 +198,17 @@ def laplace(
         prior_precision = normalize_prior_precision(prior_precision, sub, log_joint, hessian)
     log_joint_key = LogJointKey(log_joint)
     work = fit_work(log_joint, params_map, x.shape, num_outputs, hessian, curvature, dim)
-    state, delta, scalars, factor = FIT.pick(work, params_map, prior_precision)(
+    state, delta, scalars, factor, log_joint_grad = FIT.pick(work, params_map, prior_precision)(
         params_map, (x, y), prior_precision, log_joint.likelihood_weight, log_joint.prior_weight, log_joint.num_data,
         log_joint_key=log_joint_key, hessian=hessian, curvature=curvature, subset=subset, chunk_size=chunk_size,
+        mode_check=len(x) == log_joint.num_data,
     )
     if prior_precision is None:  # concrete: checked and reduced to a scalar per leaf on the host
         prior_precision = normalize_prior_precision(delta, sub, log_joint, hessian)
     posterior = algorithm.assemble(state, prior_precision, scalars, factor, log_joint_key, hessian, curvature, names,
                                    chunk_size)
-    warn_far_from_mode(posterior, log_joint_key, params_map, names, (x, y))
+    if log_joint_grad is not None:
+        warn_far_from_mode(posterior, log_joint_grad)
     return posterior
 
 
@@ -201,40 +216,22 @@ MODE_TOLERANCE = 1.0
 """:func:`warn_far_from_mode` warns above this mean squared gradient in posterior standard deviations."""
 
 
-@functools.partial(jax.jit, static_argnames=("log_joint_key", "names"))
-def _potential_grad(params, data, *, log_joint_key: LogJointKey, names):
-    """grad U over the Bayesian weights ``names``, the rest held constant, in chunks that fit the memory budget.
+def warn_far_from_mode(posterior: LaplacePosterior, log_joint_grad: Params) -> None:
+    """Warns when the posterior's mean is far from a mode of the tempered log-joint (a scale-free test).
 
-    Held constant (``stop_gradient``), the other layers take no backward
-    pass: on the Fashion-MNIST CNN's last layer the check costs one forward
-    pass over the data instead of a full gradient.
+    With ``g`` (``log_joint_grad``) the gradient of the tempered log-joint
+    over the Bayesian weights and ``sigma`` the Laplace posterior's marginal
+    standard deviations, the statistic ``r = 1/D sum_i (g_i sigma_i)^2`` is 0
+    at a mode, does not change when a weight is rescaled, and for a diagonal
+    Gaussian log-joint is the mean squared distance of its mode from the mean
+    in posterior standard deviations. Above :data:`MODE_TOLERANCE` the
+    Gaussian is centred off the posterior's bulk: train the MAP further.
+    :func:`laplace` checks it when its data hold all ``num_data`` examples,
+    with the gradient summed in the curvature's own pass.
     """
-    lj = log_joint_key.log_joint
-    held = subsets.merge(subsets.select(params, names), jax.lax.stop_gradient(params), names)
-    chunk = memory.input_chunk(lambda xc, yc: jax.grad(lj.summed_log_likelihood)(held, (xc, yc)), *data)
-    return subsets.select(lj.full_potential_grad(held, data, chunk), names)
-
-
-def warn_far_from_mode(posterior: LaplacePosterior, log_joint_key: LogJointKey, params_map: Params, names,
-                       data: Batch) -> None:
-    """Warns when ``params_map`` is far from a mode of the tempered log-joint (a scale-free test).
-
-    With ``g`` the gradient of the tempered log-joint over the Bayesian
-    weights and ``sigma`` the Laplace posterior's marginal standard
-    deviations, the statistic ``r = 1/D sum_i (g_i sigma_i)^2`` is 0 at a mode,
-    does not change when a weight is rescaled, and for a diagonal Gaussian
-    log-joint is the mean squared distance of its mode from ``params_map`` in
-    posterior standard deviations. Above :data:`MODE_TOLERANCE` the Gaussian
-    is centred off the posterior's bulk: train the MAP further. Checked when
-    ``data`` holds all ``num_data`` examples (one more pass over it).
-    """
-    log_joint = log_joint_key.log_joint
-    if jax.tree.leaves(data)[0].shape[0] != log_joint.num_data:
-        return
-    grad = _potential_grad(params_map, data, log_joint_key=log_joint_key, names=names)
-    variance = posterior.marginal_variance()
-    terms = jax.tree.map(lambda g, v: jnp.sum(jnp.square(g / log_joint.temperature) * v), grad, variance)
-    ratio = float(sum(jax.tree.leaves(terms))) / num_params(variance)
+    gradient, variance = jax.device_get((log_joint_grad, posterior.marginal_variance()))  # NumPy: no kernel per leaf
+    ratio = sum(float(np.sum(np.square(g) * v)) for g, v in zip(jax.tree.leaves(gradient), jax.tree.leaves(variance)))
+    ratio /= num_params(variance)
     if not ratio <= MODE_TOLERANCE:
         warnings.warn(f"bj.laplace: params_map is not at a mode of the tempered log-joint: its gradient is "
                       f"{ratio ** 0.5:.3g} posterior standard deviations per weight (root mean square; 0 at a "

@@ -180,11 +180,9 @@ def add_curvature(curvature: Curvature, num_seen: Array, new: Curvature, c_lik: 
 def batch_curvature(log_joint: LogJoint, hessian: str, params: Params, batch: Batch) -> tuple[Curvature, Array]:
     """The GGN of the batch's summed log-likelihood at ``params`` (Laplace package), and that sum."""
     x, y = batch
-    total, log_likelihood, _ = accumulate(
-        zeros(hessian, params), hessian, "ggn", log_joint.apply, log_joint.likelihood, params, None,
-        jnp.asarray(x), jnp.asarray(y), x.shape[0],
-    )
-    return total, log_likelihood
+    done = accumulate(zeros(hessian, params), hessian, "ggn", log_joint.apply, log_joint.likelihood, params, None,
+                      jnp.asarray(x), jnp.asarray(y), x.shape[0])
+    return done.curvature, done.log_likelihood
 
 
 def tempered_prior(log_joint: LogJoint, mean: Params, c_prior: Array) -> Params:

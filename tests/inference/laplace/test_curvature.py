@@ -6,7 +6,8 @@ import pytest
 
 import bayesjax as bj
 from bayesjax.inference.laplace import ggn_vector_product, laplace
-from bayesjax.inference.laplace.curvature import output_factors
+from bayesjax.inference.laplace import subsets
+from bayesjax.inference.laplace.curvature import accumulate, output_factors, zeros
 from bayesjax.inference.laplace.factorization import leaf_offsets
 from tests.helpers.numerics import flat, rel_err
 
@@ -149,3 +150,37 @@ def test_output_factors_square_to_the_output_hessian(name):
             assert np.any(hessian < 0)
             hessian = jnp.maximum(hessian, 0.0)
         np.testing.assert_allclose(factor @ jnp.swapaxes(factor, 1, 2), hessian, atol=1e-12)
+
+
+@pytest.mark.parametrize("model_name,hessian", [("mlp", "diag"), ("mlp", "kfac"), ("mlp", "full"), ("cnn", "diag"),
+                                                ("cnn", "kfac"), ("cnn", "full"), ("manual_mlp", "diag"),
+                                                ("manual_mlp", "full")])  # KFAC needs tapped layers
+@pytest.mark.parametrize("subset", ["all", "last_layer"])
+def test_gradient_from_the_curvature_pass_equals_autodiff(mlp_problem, cnn_problem, model_name, hessian, subset):
+    """The log-likelihood gradient summed in the curvature's pass (the mode check's) is autodiff's.
+
+    Chunks of 16 leave a padded last chunk (40 examples), whose rows must add nothing.
+    Tapped layers (flax MLP and CNN, diag and KFAC) read it from the residual column,
+    the generic path (full; the flax-free MLP) from one VJP.
+    """
+    if model_name == "cnn":
+        x, y, params, lj, _, _ = cnn_problem
+        apply = lj.apply
+    else:
+        x, y, params, lj, _, _ = mlp_problem
+        apply = MLP.apply if model_name == "mlp" else manual_mlp
+        params = params if model_name == "mlp" else to_manual(params)
+    names = subsets.resolve(subset, params)
+    likelihood = bj.likelihoods.categorical()
+    with jax.enable_x64(True):
+        xs, ys = jnp.asarray(x), jnp.asarray(y)
+        sub = subsets.select(params, names)
+        done = accumulate(zeros(hessian, sub), hessian, "ggn", apply, likelihood, params, names, xs, ys,
+                          chunk_size=16, with_gradient=True)
+        want = jax.grad(lambda s: jnp.sum(likelihood.log_prob(apply(subsets.merge(s, params, names), xs), ys)))(sub)
+        without = accumulate(zeros(hessian, sub), hessian, "ggn", apply, likelihood, params, names, xs, ys,
+                             chunk_size=16)
+    assert jax.tree.structure(done.gradient) == jax.tree.structure(want)
+    assert rel_err(flat(done.gradient), flat(want)) < 1e-10
+    assert without.gradient is None
+    assert rel_err(flat(without.curvature), flat(done.curvature)) < 1e-12  # the residual column adds no curvature

@@ -88,7 +88,7 @@ def test_curvature_memory_does_not_grow_with_the_data(hessian):
         lj = bj.log_joint(model.apply, bj.priors.gaussian(1.0), bj.likelihoods.categorical(), num_data=n)
         data = (jax.ShapeDtypeStruct((n, 784), jnp.float32), jax.ShapeDtypeStruct((n,), jnp.int32))
         compiled = fit.FIT.optimized.lower(params, data, None, 1.0, 1.0, n, log_joint_key=LogJointKey(lj),
-                                           hessian=hessian, curvature="ggn", subset="all", chunk_size=256).compile()
+                                           hessian=hessian, curvature="ggn", subset="all", chunk_size=256, mode_check=True).compile()
         assert chunking(n, 256)[1] == n // 256 > 1
         temp[n] = compiled.memory_analysis().temp_size_in_bytes
     jacobian_bytes = 1024 * 10 * ravel_pytree(params)[0].size * 4  # what an unchunked Jacobian would take
