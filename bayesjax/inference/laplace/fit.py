@@ -11,11 +11,10 @@ import warnings
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from bayesjax import compiling
 from bayesjax.checks import check_data
-from bayesjax.inference.laplace import algorithm, jacobians, layers, subsets
+from bayesjax.inference.laplace import algorithm, factorization, jacobians, layers, subsets
 from bayesjax.inference.laplace.approximation import LaplacePosterior
 from bayesjax.inference.laplace.curvature import check_options, num_factor_columns
 from bayesjax.inference.laplace.posterior import LogJointKey, normalize_prior_precision
@@ -24,7 +23,7 @@ from bayesjax.logjoint import LogJoint
 from bayesjax.model_state import in_evaluation_mode
 from bayesjax.models.model import Variables
 from bayesjax.trees import num_params
-from bayesjax.types import Batch, Params
+from bayesjax.types import Array, Batch, Params
 
 MAX_FULL_PARAMS = 20_000
 """Largest D for ``hessian="full"`` (a D x D float32 matrix of 1.6 GB)."""
@@ -32,14 +31,14 @@ MAX_FULL_PARAMS = 20_000
 
 def _fit(params, data, prior_precision, likelihood_weight, prior_weight, num_data, *, log_joint_key: LogJointKey,
          hessian, curvature, subset, chunk_size, mode_check):
-    """``(state, prior_precision, scalars, factor, log_joint_grad)`` of the Laplace posterior at ``params``.
+    """``(state, prior_precision, scalars, factor, mode_statistic)`` of the Laplace posterior at ``params``.
 
     ``prior_precision``: normalized (see
     :func:`~.posterior.normalize_prior_precision`), or ``None`` for
     ``1 / prior.stddev^2`` per weight, returned unreduced for the host to check.
-    ``log_joint_grad``: with ``mode_check``, the tempered log-joint's gradient
-    over the Bayesian weights (``data`` all N examples), from the curvature's
-    own pass; else ``None``.
+    ``mode_statistic``: with ``mode_check`` (``data`` all N examples),
+    :func:`mode_statistic` from the log-joint's gradient summed in the
+    curvature's own pass; else ``None``.
     """
     log_joint = log_joint_key.log_joint
     state, _, likelihood_grad = algorithm.add_batch(
@@ -51,12 +50,17 @@ def _fit(params, data, prior_precision, likelihood_weight, prior_weight, num_dat
         prior_precision = jax.tree.map(lambda s: 1.0 / jnp.square(s), stddev)
     scalars, factor = algorithm.finalize(state, prior_precision, likelihood_weight, prior_weight, num_data, hessian,
                                          log_joint_key, names)
-    log_joint_grad = None
+    statistic = None
     if mode_check:
         prior_grad = subsets.select(jax.grad(log_joint.log_prior)(params), names)
         log_joint_grad = jax.tree.map(lambda g_lik, g_prior: likelihood_weight * g_lik + prior_weight * g_prior,
                                       likelihood_grad, prior_grad)
-    return state, prior_precision, scalars, factor, log_joint_grad
+        delta = prior_precision
+        if hessian == "kfac":  # one precision per leaf (the host checks that each leaf's entries are equal)
+            delta = jax.tree.map(lambda d: jnp.reshape(d, -1)[0], delta)
+        post = algorithm.assemble(state, delta, scalars, factor, log_joint_key, hessian, curvature, names, chunk_size)
+        statistic = mode_statistic(log_joint_grad, factorization.marginal_variance(post))
+    return state, prior_precision, scalars, factor, statistic
 
 
 FIT = compiling.jit(_fit, static_argnames=("log_joint_key", "hessian", "curvature", "subset", "chunk_size",
@@ -198,7 +202,7 @@ def laplace(
         prior_precision = normalize_prior_precision(prior_precision, sub, log_joint, hessian)
     log_joint_key = LogJointKey(log_joint)
     work = fit_work(log_joint, params_map, x.shape, num_outputs, hessian, curvature, dim)
-    state, delta, scalars, factor, log_joint_grad = FIT.pick(work, params_map, prior_precision)(
+    state, delta, scalars, factor, statistic = FIT.pick(work, params_map, prior_precision)(
         params_map, (x, y), prior_precision, log_joint.likelihood_weight, log_joint.prior_weight, log_joint.num_data,
         log_joint_key=log_joint_key, hessian=hessian, curvature=curvature, subset=subset, chunk_size=chunk_size,
         mode_check=len(x) == log_joint.num_data,
@@ -207,8 +211,8 @@ def laplace(
         prior_precision = normalize_prior_precision(delta, sub, log_joint, hessian)
     posterior = algorithm.assemble(state, prior_precision, scalars, factor, log_joint_key, hessian, curvature, names,
                                    chunk_size)
-    if log_joint_grad is not None:
-        warn_far_from_mode(posterior, log_joint_grad)
+    if statistic is not None:
+        warn_far_from_mode(float(statistic))
     return posterior
 
 
@@ -216,24 +220,29 @@ MODE_TOLERANCE = 1.0
 """:func:`warn_far_from_mode` warns above this mean squared gradient in posterior standard deviations."""
 
 
-def warn_far_from_mode(posterior: LaplacePosterior, log_joint_grad: Params) -> None:
-    """Warns when the posterior's mean is far from a mode of the tempered log-joint (a scale-free test).
+def mode_statistic(log_joint_grad: Params, variance: Params) -> Array:
+    """``r = 1/D sum_i (g_i sigma_i)^2``: how far from a mode the Laplace posterior's mean sits (traceable).
 
-    With ``g`` (``log_joint_grad``) the gradient of the tempered log-joint
-    over the Bayesian weights and ``sigma`` the Laplace posterior's marginal
-    standard deviations, the statistic ``r = 1/D sum_i (g_i sigma_i)^2`` is 0
-    at a mode, does not change when a weight is rescaled, and for a diagonal
-    Gaussian log-joint is the mean squared distance of its mode from the mean
-    in posterior standard deviations. Above :data:`MODE_TOLERANCE` the
-    Gaussian is centred off the posterior's bulk: train the MAP further.
+    ``g`` (``log_joint_grad``) is the gradient of the tempered log-joint over
+    the Bayesian weights at the mean and ``sigma^2`` (``variance``) the
+    posterior's marginal variances. ``r`` is 0 at a mode, does not change
+    when a weight is rescaled, and for a diagonal Gaussian log-joint is the
+    mean squared distance of its mode from the mean in posterior standard
+    deviations.
+    """
+    terms = jax.tree.map(lambda g, v: jnp.sum(jnp.square(g) * v), log_joint_grad, variance)
+    return sum(jax.tree.leaves(terms)) / num_params(variance)
+
+
+def warn_far_from_mode(statistic: float) -> None:
+    """Warns when :func:`mode_statistic` exceeds :data:`MODE_TOLERANCE`: train the MAP further.
+
+    Above it the Gaussian is centred off the posterior's bulk.
     :func:`laplace` checks it when its data hold all ``num_data`` examples,
     with the gradient summed in the curvature's own pass.
     """
-    gradient, variance = jax.device_get((log_joint_grad, posterior.marginal_variance()))  # NumPy: no kernel per leaf
-    ratio = sum(float(np.sum(np.square(g) * v)) for g, v in zip(jax.tree.leaves(gradient), jax.tree.leaves(variance)))
-    ratio /= num_params(variance)
-    if not ratio <= MODE_TOLERANCE:
+    if not statistic <= MODE_TOLERANCE:
         warnings.warn(f"bj.laplace: params_map is not at a mode of the tempered log-joint: its gradient is "
-                      f"{ratio ** 0.5:.3g} posterior standard deviations per weight (root mean square; 0 at a "
+                      f"{statistic ** 0.5:.3g} posterior standard deviations per weight (root mean square; 0 at a "
                       f"mode, tolerance {MODE_TOLERANCE ** 0.5:.3g}); train it further (bj.map) before the Laplace "
                       f"fit", stacklevel=3)
