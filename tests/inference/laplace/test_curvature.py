@@ -152,10 +152,11 @@ def test_output_factors_square_to_the_output_hessian(name):
         np.testing.assert_allclose(factor @ jnp.swapaxes(factor, 1, 2), hessian, atol=1e-12)
 
 
-@pytest.mark.parametrize("model_name,hessian", [("mlp", "diag"), ("mlp", "kfac"), ("mlp", "full"), ("cnn", "diag"),
-                                                ("cnn", "kfac"), ("cnn", "full"), ("manual_mlp", "diag"),
-                                                ("manual_mlp", "full")])  # KFAC needs tapped layers
-@pytest.mark.parametrize("subset", ["all", "last_layer"])
+@pytest.mark.parametrize("model_name,hessian,subset", [
+    ("mlp", "kfac", "all"), ("mlp", "diag", "last_layer"), ("mlp", "full", "all"), ("cnn", "kfac", "all"),
+    ("cnn", "kfac", "last_layer"), ("cnn", "diag", "all"), ("manual_mlp", "diag", "all"),
+    ("manual_mlp", "full", "last_layer"),
+])  # every path: tapped dense and conv layers (diag, KFAC), the generic VJP path (full; a flax-free model)
 def test_gradient_from_the_curvature_pass_equals_autodiff(mlp_problem, cnn_problem, model_name, hessian, subset):
     """The log-likelihood gradient summed in the curvature's pass (the mode check's) is autodiff's.
 
