@@ -35,7 +35,11 @@ faster in larger chunks on the CPU, and slower once a chunk leaves the
 caches: the KFAC fit of the Fashion-MNIST MLP on 60,000 images took 0.87-0.97 s
 in chunks of 2,048-4,096 images and 1.29-1.64 s in the 25,880 that 512 MiB
 allows; the CNN's last-layer fit was the same within 15% from 64 to 1,190
-images per chunk (benchmarks/README.md, "Chunk sizes on the CPU").
+images per chunk. Chunks of a few inputs waste the matmul units, so
+:func:`input_chunk` does not go below :data:`MIN_INPUT_CHUNK` for it: the
+CNN's all-weights KFAC sum took 7.2 s per 1,024 images in the 5 that 64 MiB
+allows, 4.9 s in the 47 of 512 MiB (benchmarks/README.md, "Chunk sizes on
+the CPU").
 """
 
 MIN_INPUT_CHUNK = 128
@@ -121,8 +125,9 @@ def input_chunk(per_chunk: Callable, *arrays, budget: int | None = None) -> int:
     Only the per-example slope of :func:`example_cost` counts: what the
     function holds whatever the chunk (weights, factors it closes over)
     exists anyway, and counting it would shrink the chunk without bound.
-    ``budget``: bytes; by default :data:`CPU_STREAM_BUDGET` on the CPU (where
-    larger chunks run slower), :data:`DEFAULT_BUDGET` elsewhere.
+    ``budget``: bytes; by default what fits :data:`DEFAULT_BUDGET`, and on
+    the CPU (where larger chunks run slower) no more than fits
+    :data:`CPU_STREAM_BUDGET` unless that is under :data:`MIN_INPUT_CHUNK`.
 
     Example:
       >>> import jax.numpy as jnp
@@ -131,9 +136,14 @@ def input_chunk(per_chunk: Callable, *arrays, budget: int | None = None) -> int:
       22369
     """
     per_example, _ = example_cost(lambda _, chunks: per_chunk(*chunks), None, arrays)
-    if budget is None:
-        budget = CPU_STREAM_BUDGET if jax.default_backend() == "cpu" else DEFAULT_BUDGET
-    return chunk_sizes(1, jax.tree.leaves(arrays)[0].shape[0], per_example, budget=budget)[1]
+    num_inputs = jax.tree.leaves(arrays)[0].shape[0]
+    if budget is not None:
+        return chunk_sizes(1, num_inputs, per_example, budget=budget)[1]
+    fitting = chunk_sizes(1, num_inputs, per_example)[1]
+    if jax.default_backend() != "cpu":
+        return fitting
+    fast = chunk_sizes(1, num_inputs, per_example, budget=CPU_STREAM_BUDGET)[1]
+    return min(fitting, max(fast, MIN_INPUT_CHUNK))
 
 
 def chunk_sizes(

@@ -64,3 +64,18 @@ def test_chunk_sizes_keep_explicit_sizes_and_device_multiples():
 def test_chunk_sizes_refuse_bad_sizes(kwargs):
     with pytest.raises(ValueError):
         memory.chunk_sizes(4, 10, 1.0, **kwargs)
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the CPU's chunk rule")
+def test_input_chunk_on_the_cpu_stays_cache_sized_above_a_floor_and_within_the_budget():
+    """What 64 MiB allows, but never under 128 inputs (small chunks waste the matmul units) nor over 512 MiB's."""
+    def summed_exp(x):  # holds x, exp(x) and the sum: 8 bytes per float of an example, plus 4
+        return jnp.sum(jnp.exp(x), axis=1)
+
+    light = f32(60_000, 1_000)  # 8 KB per example
+    assert memory.input_chunk(summed_exp, light) == memory.CPU_STREAM_BUDGET // 8_004
+    medium = f32(60_000, 250_000)  # 2 MB: 64 MiB allows 33, 512 MiB 268
+    assert memory.input_chunk(summed_exp, medium) == memory.MIN_INPUT_CHUNK
+    heavy = f32(60_000, 2_000_000)  # 16 MB: 64 MiB allows 4, 512 MiB 33
+    assert memory.input_chunk(summed_exp, heavy) == memory.DEFAULT_BUDGET // 16_000_004
+    assert memory.input_chunk(summed_exp, heavy, budget=2**30) == 2**30 // 16_000_004  # an explicit budget rules
